@@ -1,0 +1,36 @@
+// Where things live. Every path is resolved from the project root, which is found by walking up from the
+// working directory to this project's package.json: scripts, tests and the notebook kernel all start there, and
+// `import.meta`/`__dirname` are not available in every one of those module systems (tslab compiles to CommonJS).
+
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+
+let cachedRoot: string | undefined;
+
+/** The folder holding celeba-sae's package.json, found from the working directory upwards. */
+export function projectRoot(start: string = process.cwd()): string {
+  if (cachedRoot !== undefined && start === process.cwd()) return cachedRoot;
+  for (let dir = resolve(start); ; dir = dirname(dir)) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest)) {
+      const name = (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name;
+      if (name === "celeba-sae") {
+        if (start === process.cwd()) cachedRoot = dir;
+        return dir;
+      }
+    }
+    if (dirname(dir) === dir) {
+      throw new Error(`celeba-sae's package.json was not found above ${start}: run this from inside the project folder`);
+    }
+  }
+}
+
+/** `runs/<run>/`: everything one run writes. */
+export function runDir(run: string): string {
+  return join(projectRoot(), "runs", run);
+}
+
+/** `data/`: datasets (downloaded or generated), never committed. */
+export function dataDir(): string {
+  return join(projectRoot(), "data");
+}
