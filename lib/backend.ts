@@ -1,0 +1,178 @@
+// Which TensorFlow.js backend runs, and why.
+//
+// Fastest first: tfjs-node-gpu (TensorFlow's C library with CUDA), tfjs-node (TensorFlow's C library on the CPU),
+// wasm (XNNPACK kernels compiled to WebAssembly; its .wasm files ship inside the npm package and are read from
+// node_modules, never downloaded), cpu (plain JavaScript, 100–300× slower than PyTorch: a last resort).
+// The two native packages are optional dependencies: their install downloads libtensorflow, which fails offline,
+// and npm then leaves them out. `CELEBA_SAE_BACKEND` (or the run config's `backend`) forces one backend; a forced
+// backend that does not load is an error, never a silent fallback.
+
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import * as wasm from "@tensorflow/tfjs-backend-wasm";
+import { projectRoot } from "./paths";
+
+export const BACKEND_ORDER = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKEND_ORDER)[number];
+export type BackendChoice = BackendName | "auto";
+
+/** The environment variable that forces a backend. */
+export const BACKEND_ENV = "CELEBA_SAE_BACKEND";
+
+/** What loading one backend gave: it works (with details and warnings to show), or why not. */
+export type BackendLoad =
+  | { readonly ok: true; readonly details: string; readonly warnings: readonly string[] }
+  | { readonly ok: false; readonly reason: string };
+
+/** A way to load one backend; the real ones are in `realProbes`, tests pass fakes. */
+export interface BackendProbe {
+  readonly name: BackendName;
+  load(): Promise<BackendLoad>;
+}
+
+/** The backend in use, what it is, and why the faster ones are not used. */
+export interface BackendReport {
+  readonly name: BackendName;
+  readonly details: string;
+  readonly warnings: readonly string[];
+  readonly skipped: readonly { readonly name: BackendName; readonly reason: string }[];
+}
+
+/** Reads a backend choice from a string (env var or config), naming the allowed values when it is wrong. */
+export function parseBackendChoice(value: string | undefined, source = BACKEND_ENV): BackendChoice {
+  if (value === undefined || value.trim() === "") return "auto";
+  const v = value.trim();
+  if (v === "auto" || (BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendChoice;
+  throw new Error(`${source}="${value}" is not a backend: use one of auto, ${BACKEND_ORDER.join(", ")}`);
+}
+
+/**
+ * Picks the backend: a forced choice must load (else an error with the reason), "auto" takes the first one that
+ * loads in BACKEND_ORDER and records why each faster one was skipped.
+ */
+export async function chooseBackend(choice: BackendChoice, probes: readonly BackendProbe[]): Promise<BackendReport> {
+  const byName = new Map(probes.map((p) => [p.name, p]));
+  const order: readonly BackendName[] = choice === "auto" ? BACKEND_ORDER : [choice];
+  const skipped: { name: BackendName; reason: string }[] = [];
+  for (const name of order) {
+    const probe = byName.get(name);
+    const result: BackendLoad = probe ? await probe.load() : { ok: false, reason: "no loader for it" };
+    if (result.ok) return { name, details: result.details, warnings: result.warnings, skipped };
+    if (choice !== "auto") {
+      throw new Error(
+        `The ${name} backend was asked for (${BACKEND_ENV} or the config's "backend") but did not load: ${result.reason}. ` +
+          `Unset it to let celeba-sae pick the fastest backend that loads.`,
+      );
+    }
+    skipped.push({ name, reason: result.reason });
+  }
+  throw new Error(`No TensorFlow.js backend loaded: ${skipped.map((s) => `${s.name}: ${s.reason}`).join("; ")}`);
+}
+
+/** One line for people: "wasm (SIMD on, 1 thread) — skipped tensorflow-gpu: …". */
+export function describeBackend(report: BackendReport): string {
+  const lines = [`TF.js backend: ${report.name} (${report.details})`];
+  for (const w of report.warnings) lines.push(`WARNING: ${w}`);
+  for (const s of report.skipped) lines.push(`  not used: ${s.name}: ${s.reason}`);
+  return lines.join("\n");
+}
+
+function errorText(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.split("\n")[0].slice(0, 200);
+}
+
+const requireFromProject = (): NodeJS.Require => createRequire(join(projectRoot(), "package.json"));
+
+/** What a loaded tfjs-node flavour means: the GPU package that found no GPU says so loudly. */
+export function nativeBackendLoad(name: "tensorflow-gpu" | "tensorflow", pkg: string, usingGpu: boolean): BackendLoad {
+  if (name === "tensorflow") return { ok: true, details: `${pkg}, TensorFlow C library on the CPU`, warnings: [] };
+  if (usingGpu) return { ok: true, details: `${pkg}, TensorFlow C library with CUDA, GPU in use`, warnings: [] };
+  return {
+    ok: true,
+    details: `${pkg} loaded, but TensorFlow runs on the CPU`,
+    warnings: [
+      `${pkg} found NO GPU and fell back to the CPU: check the CUDA/cuDNN libraries and nvidia-smi. ` +
+        `Training will be far slower than on a GPU.`,
+    ],
+  };
+}
+
+/** Loads a tfjs-node flavour: requiring the package registers its "tensorflow" backend. */
+function nativeProbe(name: "tensorflow-gpu" | "tensorflow", pkg: string): BackendProbe {
+  return {
+    name,
+    async load() {
+      try {
+        requireFromProject()(pkg);
+      } catch (e) {
+        return { ok: false, reason: `${pkg} is not installed or does not load (${errorText(e)})` };
+      }
+      if (!(await tf.setBackend("tensorflow"))) return { ok: false, reason: `${pkg} loaded but its backend did not initialise` };
+      const usingGpu = (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+      return nativeBackendLoad(name, pkg, usingGpu);
+    },
+  };
+}
+
+/** The WASM backend, with its .wasm files read from node_modules. */
+const wasmProbe: BackendProbe = {
+  name: "wasm",
+  async load() {
+    try {
+      const dist = join(requireFromProject().resolve("@tensorflow/tfjs-backend-wasm/package.json"), "..", "dist") + "/";
+      wasm.setWasmPaths(dist);
+      if (!(await tf.setBackend("wasm"))) return { ok: false, reason: "the wasm backend did not initialise" };
+      const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
+      const threads = wasm.getThreadsCount();
+      const warnings = simd ? [] : ["WebAssembly SIMD is not available: the wasm backend runs several times slower"];
+      return {
+        ok: true,
+        details: `XNNPACK, SIMD ${simd ? "on" : "off"}, ${threads} thread${threads === 1 ? "" : "s"} (Node builds of tfjs-backend-wasm 4.x run single-threaded)`,
+        warnings,
+      };
+    } catch (e) {
+      return { ok: false, reason: errorText(e) };
+    }
+  },
+};
+
+const cpuProbe: BackendProbe = {
+  name: "cpu",
+  async load() {
+    const ok = await tf.setBackend("cpu");
+    return ok
+      ? { ok: true, details: "plain JavaScript kernels, 100–300× slower than PyTorch", warnings: ["The cpu backend is a last resort: expect very slow training."] }
+      : { ok: false, reason: "the cpu backend did not initialise" };
+  },
+};
+
+export const realProbes: readonly BackendProbe[] = [
+  nativeProbe("tensorflow-gpu", "@tensorflow/tfjs-node-gpu"),
+  nativeProbe("tensorflow", "@tensorflow/tfjs-node"),
+  wasmProbe,
+  cpuProbe,
+];
+
+let selected: Promise<BackendReport> | undefined;
+
+/**
+ * Selects the backend once per process (env var first, then `choice`, then auto) and returns the report.
+ * Call it before any tensor work; later calls return the same report.
+ */
+export function initBackend(choice: BackendChoice = "auto"): Promise<BackendReport> {
+  if (selected === undefined) {
+    const fromEnv = parseBackendChoice(process.env[BACKEND_ENV]);
+    selected = chooseBackend(fromEnv !== "auto" ? fromEnv : choice, realProbes).then(async (report) => {
+      await tf.ready();
+      return report;
+    });
+    selected.catch(() => {
+      selected = undefined;
+    });
+  }
+  return selected;
+}
+
+export { tf };

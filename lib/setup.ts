@@ -1,0 +1,88 @@
+// Setting up a machine to run the notebooks: Jupyter's Python side and the tslab kernel spec.
+// Used by `npm run setup` and `npm run demo`; safe to run again (it only installs what is missing).
+
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { findJupyterPython, installUserKernelSpec, writeKernelSpec } from "./jupyter";
+import { projectRoot } from "./paths";
+
+/** Debian's packages for running notebooks headless (nbclient/nbconvert) and opening them in classic Notebook. */
+export const DEBIAN_JUPYTER_PACKAGES = ["jupyter-nbconvert", "python3-nbclient", "jupyter-notebook"] as const;
+export const PIP_JUPYTER_PACKAGES = ["nbclient", "nbformat", "nbconvert", "jupyter_client"] as const;
+
+function has(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
+}
+
+function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  console.log(`$ ${command} ${args.join(" ")}`);
+  return spawnSync(command, args, { stdio: "inherit", env }).status === 0;
+}
+
+/** The npm packages the notebooks import; a missing one means `npm install` has not run. */
+export function checkNodePackages(): void {
+  const req = createRequire(join(projectRoot(), "package.json"));
+  const missing = ["tslab", "sharp", "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "plotly.js-dist", "simple-statistics"].filter((p) => {
+    try {
+      req.resolve(`${p}/package.json`);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) throw new Error(`npm packages missing: ${missing.join(", ")}. Run \`npm install\` in ${projectRoot()}.`);
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) throw new Error(`Node ${process.versions.node} is too old: celeba-sae needs Node 20.19 or newer.`);
+}
+
+/** How to run apt-get here: directly as root, through password-less sudo, or not at all. */
+function aptCommand(): readonly string[] | undefined {
+  if (!has("apt-get")) return undefined;
+  if (typeof process.getuid === "function" && process.getuid() === 0) return ["apt-get"];
+  if (has("sudo") && spawnSync("sudo", ["-n", "true"], { stdio: "ignore" }).status === 0) return ["sudo", "-n", "apt-get"];
+  return undefined;
+}
+
+/** Installs Jupyter's Python side with apt (Debian/Ubuntu) or else pip. */
+function installJupyter(): void {
+  const apt = aptCommand();
+  if (apt !== undefined) {
+    const [cmd, ...pre] = apt;
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    if (run(cmd, [...pre, "update", "-q"], env) && run(cmd, [...pre, "install", "-y", "-q", ...DEBIAN_JUPYTER_PACKAGES], env)) return;
+    console.log("apt-get could not install Jupyter; trying pip.");
+  }
+  for (const python of ["python3", "/usr/bin/python3"]) {
+    if (has(python) && spawnSync(python, ["-m", "pip", "--version"], { stdio: "ignore" }).status === 0) {
+      if (run(python, ["-m", "pip", "install", "--user", ...PIP_JUPYTER_PACKAGES])) return;
+    }
+  }
+}
+
+export interface SetupResult {
+  readonly python: string;
+  readonly kernelSpecDir: string;
+  readonly userKernel: string;
+}
+
+/** Makes sure the notebooks can run: npm packages present, Jupyter's nbclient found or installed, kernel spec written. */
+export function setup(): SetupResult {
+  checkNodePackages();
+  let python = findJupyterPython();
+  if (python === undefined) {
+    console.log("Jupyter's nbclient was not found: installing it.");
+    installJupyter();
+    python = findJupyterPython();
+  }
+  if (python === undefined) {
+    throw new Error(
+      "Could not find or install Jupyter's nbclient. Install it by hand — Debian/Ubuntu: `sudo apt-get install " +
+        `${DEBIAN_JUPYTER_PACKAGES.join(" ")}\`; elsewhere: \`python3 -m pip install ${PIP_JUPYTER_PACKAGES.join(" ")}\` — ` +
+        "or set CELEBA_SAE_PYTHON to a Python that has it, then run this again.",
+    );
+  }
+  const kernelSpecDir = writeKernelSpec();
+  const user = installUserKernelSpec(python);
+  return { python, kernelSpecDir, userKernel: user.message };
+}

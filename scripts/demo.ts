@@ -1,0 +1,26 @@
+// `npm run demo`: sets up Jupyter and the kernel if missing, then runs every notebook on the embedded synthetic
+// dataset into runs/demo/ and says where everything is.
+import { relative } from "node:path";
+import { runNotebooks } from "../lib/notebook-runner";
+import { projectRoot, runDir } from "../lib/paths";
+import { setup } from "../lib/setup";
+
+const started = Date.now();
+try {
+  const env = setup();
+  console.log(`Jupyter: ${env.python}; ${env.userKernel}`);
+  const result = await runNotebooks({ run: "demo", only: [], set: ["dataset=synthetic"], cellTimeout: 0, execute: true });
+  const rel = (p: string): string => relative(projectRoot(), p) || ".";
+  if (!result.ok) {
+    console.error(`\nThe demo stopped: ${rel(result.failed ?? "")} failed. Its executed copy shows the failing cell and error.`);
+    process.exit(1);
+  }
+  const minutes = ((Date.now() - started) / 60000).toFixed(1);
+  console.log(`\nDone in ${minutes} min. Everything of this run is in ${rel(runDir("demo"))}/:`);
+  console.log(`  config:             ${rel(runDir("demo"))}/config.json`);
+  console.log(`  executed notebooks: ${result.executed.map(rel).join("\n                      ")}`);
+  console.log(`Open them with: jupyter notebook ${rel(result.outputDir)}   (or jupyter lab, see README)`);
+} catch (e) {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(2);
+}

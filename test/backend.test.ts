@@ -1,0 +1,80 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { BACKEND_ORDER, chooseBackend, describeBackend, initBackend, nativeBackendLoad, parseBackendChoice, type BackendName, type BackendProbe } from "../lib/backend";
+
+function fake(name: BackendName, ok: boolean, log: string[]): BackendProbe {
+  return {
+    name,
+    async load() {
+      log.push(name);
+      return ok ? { ok: true, details: `${name} works`, warnings: [] } : { ok: false, reason: `${name} missing` };
+    },
+  };
+}
+
+describe("backend selection", () => {
+  it("auto takes the fastest backend that loads and says why faster ones were skipped", async () => {
+    const log: string[] = [];
+    const probes = [fake("cpu", true, log), fake("wasm", true, log), fake("tensorflow", false, log), fake("tensorflow-gpu", false, log)];
+    const report = await chooseBackend("auto", probes);
+    expect(report.name).toBe("wasm");
+    expect(log).toEqual(["tensorflow-gpu", "tensorflow", "wasm"]);
+    expect(report.skipped).toEqual([
+      { name: "tensorflow-gpu", reason: "tensorflow-gpu missing" },
+      { name: "tensorflow", reason: "tensorflow missing" },
+    ]);
+    expect(describeBackend(report)).toMatch(/^TF.js backend: wasm \(wasm works\)\n  not used: tensorflow-gpu: tensorflow-gpu missing/);
+  });
+
+  it("prefers the GPU package when it loads", async () => {
+    const report = await chooseBackend("auto", BACKEND_ORDER.map((n) => fake(n, true, [])));
+    expect(report.name).toBe("tensorflow-gpu");
+    expect(report.skipped).toEqual([]);
+  });
+
+  it("a forced backend that fails is an error, never a silent fallback", async () => {
+    const probes = BACKEND_ORDER.map((n) => fake(n, n !== "tensorflow", []));
+    await expect(chooseBackend("tensorflow", probes)).rejects.toThrow(/tensorflow backend was asked for .* did not load: tensorflow missing/);
+    expect((await chooseBackend("cpu", probes)).name).toBe("cpu");
+  });
+
+  it("fails with every reason when nothing loads", async () => {
+    await expect(chooseBackend("auto", BACKEND_ORDER.map((n) => fake(n, false, [])))).rejects.toThrow(/wasm: wasm missing; cpu: cpu missing/);
+  });
+
+  it("a GPU package running on the CPU is reported loudly", () => {
+    const cpuOnly = nativeBackendLoad("tensorflow-gpu", "@tensorflow/tfjs-node-gpu", false);
+    expect(cpuOnly.ok && cpuOnly.warnings[0]).toMatch(/found NO GPU and fell back to the CPU/);
+    const gpu = nativeBackendLoad("tensorflow-gpu", "@tensorflow/tfjs-node-gpu", true);
+    expect(gpu.ok && gpu.warnings).toEqual([]);
+  });
+
+  it("parses choices and names the allowed values", () => {
+    expect(parseBackendChoice(undefined)).toBe("auto");
+    expect(parseBackendChoice(" wasm ")).toBe("wasm");
+    expect(() => parseBackendChoice("gpu")).toThrow(/CELEBA_SAE_BACKEND="gpu" is not a backend: use one of auto, tensorflow-gpu/);
+  });
+
+  it("on this machine picks a real backend that computes, with WASM files from node_modules", async () => {
+    const report = await initBackend();
+    const { tf } = await import("../lib/backend");
+    expect(tf.getBackend()).toBe(report.name === "tensorflow-gpu" ? "tensorflow" : report.name);
+    expect(Array.from(tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]])).dataSync())).toEqual([11]);
+    const faster = BACKEND_ORDER.slice(0, BACKEND_ORDER.indexOf(report.name));
+    expect(report.skipped.map((s) => s.name)).toEqual(faster);
+    if (report.name === "wasm") expect(report.details).toMatch(/SIMD on/);
+  });
+
+  it("CELEBA_SAE_BACKEND forces a backend in a fresh process", () => {
+    const script = join(mkdtempSync(join(tmpdir(), "backend-")), "probe.mts");
+    writeFileSync(script, `import { initBackend } from ${JSON.stringify(resolve("lib/backend.ts"))};\nconst r = await initBackend("wasm");\nconsole.log("BACKEND=" + r.name);\n`);
+    const out = spawnSync("npx", ["tsx", script], { encoding: "utf8", env: { ...process.env, CELEBA_SAE_BACKEND: "cpu" } });
+    expect(out.stdout).toContain("BACKEND=cpu");
+    const bad = spawnSync("npx", ["tsx", script], { encoding: "utf8", env: { ...process.env, CELEBA_SAE_BACKEND: "tensorflow" } });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/tensorflow backend was asked for/);
+  });
+});

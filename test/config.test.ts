@@ -1,0 +1,64 @@
+import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { applyOverrides, configPath, datasetFolder, defaultConfig, loadRunConfig, saveRunConfig, validateConfig } from "../lib/config";
+import { runDir } from "../lib/paths";
+
+const run = `test-config-${process.pid}`;
+afterAll(() => rmSync(runDir(run), { recursive: true, force: true }));
+
+describe("run config", () => {
+  it("defaults reproduce the post's image size and resize", () => {
+    const c = defaultConfig("x");
+    expect(c.imageSize).toBe(224);
+    expect(c.resize).toBe("post");
+    expect(c.limit).toBeNull();
+    expect(validateConfig(c)).toEqual(c);
+  });
+
+  it("applies typed overrides with dotted keys", () => {
+    const c = applyOverrides(defaultConfig("x"), ["imageSize=64", "synthetic.count=300", "limit=100", "dataset=synthetic", "imageCache=false"]);
+    expect(c.imageSize).toBe(64);
+    expect(c.synthetic.count).toBe(300);
+    expect(c.synthetic.seed).toBe(1);
+    expect(c.limit).toBe(100);
+    expect(c.dataset).toBe("synthetic");
+    expect(c.imageCache).toBe(false);
+    expect(applyOverrides(c, ["limit=all"]).limit).toBeNull();
+  });
+
+  it("rejects unknown keys, wrong types and bad values with the key named", () => {
+    expect(() => applyOverrides(defaultConfig(), ["imgSize=64"])).toThrow(/imgSize: no such setting.*imageSize/);
+    expect(() => applyOverrides(defaultConfig(), ["imageSize=big"])).toThrow(/imageSize takes a number/);
+    expect(() => applyOverrides(defaultConfig(), ["imageSize=8"])).toThrow(/imageSize.*between 16 and 1024/);
+    expect(() => applyOverrides(defaultConfig(), ["resize=stretch"])).toThrow(/resize.*post, recommended/);
+    expect(() => applyOverrides(defaultConfig(), ["backend=gpu"])).toThrow(/backend.*auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    expect(() => applyOverrides(defaultConfig(), ["imageSize"])).toThrow(/key=value/);
+    expect(() => applyOverrides(defaultConfig(), ["synthetic.identities=10", "synthetic.count=5"])).toThrow(/cannot exceed/);
+    expect(() => applyOverrides(defaultConfig(), ["run=other"])).toThrow(/--run/);
+  });
+
+  it("saves atomically and loads back; a missing config is created from the defaults", () => {
+    const created = loadRunConfig(run);
+    expect(created).toEqual(defaultConfig(run));
+    expect(existsSync(configPath(run))).toBe(true);
+    saveRunConfig(applyOverrides(created, ["imageSize=96"]));
+    expect(loadRunConfig(run).imageSize).toBe(96);
+    expect(JSON.parse(readFileSync(configPath(run), "utf8")).imageSize).toBe(96);
+  });
+
+  it("names the file when config.json is broken", () => {
+    mkdirSync(runDir(run), { recursive: true });
+    writeFileSync(configPath(run), "{ not json");
+    expect(() => loadRunConfig(run)).toThrow(new RegExp(`${run}/config.json is not valid JSON`));
+    writeFileSync(configPath(run), JSON.stringify({ imageSize: -3 }));
+    expect(() => loadRunConfig(run)).toThrow(/config.json: config "imageSize" must be a whole number/);
+  });
+
+  it("places datasets under data/ by their parameters, and user paths relative to the project", () => {
+    const c = defaultConfig();
+    expect(datasetFolder(c, "synthetic")).toMatch(/data\/synthetic-faces-seed1-n5000-id250$/);
+    expect(datasetFolder(c, "celeba")).toMatch(/data\/celeba$/);
+    expect(datasetFolder({ ...c, dataset: "/abs/faces" }, "path")).toBe("/abs/faces");
+    expect(datasetFolder({ ...c, dataset: "faces" }, "path")).toMatch(/\/faces$/);
+  });
+});
