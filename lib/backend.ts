@@ -58,14 +58,17 @@ export async function chooseBackend(choice: BackendChoice, probes: readonly Back
   for (const name of order) {
     const probe = byName.get(name);
     const result: BackendLoad = probe ? await probe.load() : { ok: false, reason: "no loader for it" };
-    if (result.ok) return { name, details: result.details, warnings: result.warnings, skipped };
-    if (choice !== "auto") {
-      throw new Error(
-        `The ${name} backend was asked for (${BACKEND_ENV} or the config's "backend") but did not load: ${result.reason}. ` +
-          `Unset it to let celeba-sae pick the fastest backend that loads.`,
-      );
+    // `=== true`/`=== false`: tslab compiles without strictNullChecks, where truthiness does not narrow the union.
+    if (result.ok === true) return { name, details: result.details, warnings: result.warnings, skipped };
+    if (result.ok === false) {
+      if (choice !== "auto") {
+        throw new Error(
+          `The ${name} backend was asked for (${BACKEND_ENV} or the config's "backend") but did not load: ${result.reason}. ` +
+            `Unset it to let celeba-sae pick the fastest backend that loads.`,
+        );
+      }
+      skipped.push({ name, reason: result.reason });
     }
-    skipped.push({ name, reason: result.reason });
   }
   throw new Error(`No TensorFlow.js backend loaded: ${skipped.map((s) => `${s.name}: ${s.reason}`).join("; ")}`);
 }

@@ -3,7 +3,7 @@
 // `import.meta`/`__dirname` are not available in every one of those module systems (tslab compiles to CommonJS).
 
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 
 let cachedRoot: string | undefined;
 
@@ -33,4 +33,10 @@ export function runDir(run: string): string {
 /** `data/`: datasets (downloaded or generated), never committed. */
 export function dataDir(): string {
   return join(projectRoot(), "data");
+}
+
+/** A path as people should see it: relative to the project when inside it (no home folders in notebook outputs). */
+export function displayPath(path: string): string {
+  const rel = relative(projectRoot(), path);
+  return rel === "" ? "." : rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }

@@ -51,7 +51,7 @@ def main():
     client = NotebookClient(
         nb,
         kernel_name=kernel_name,
-        timeout=None if timeout <= 0 else timeout,
+        timeout=None if timeout <= 0 else int(timeout),
         startup_timeout=120,
         resources={"metadata": {"path": "."}},
         on_cell_start=on_cell_start,
