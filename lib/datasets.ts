@@ -153,11 +153,11 @@ export function attributeSummary(dataset: ImageDataset): Record<string, Row> {
   return rows;
 }
 
-/** Up to `max` dataset indices showing the same person as image `index` (itself first), or [] without identities. */
-export function imagesOfSamePerson(dataset: ImageDataset, index: number, max: number): number[] {
+/** The dataset indices showing the same person as image `index`, in listing order, or [] without identities. */
+export function imagesOfSamePerson(dataset: ImageDataset, index: number): number[] {
   const ids = dataset.identities?.ids;
   if (ids === undefined || index < 0 || index >= ids.length) return [];
   const out: number[] = [];
-  for (let i = 0; i < ids.length && out.length < max; i++) if (ids[i] === ids[index]) out.push(i);
+  for (let i = 0; i < ids.length; i++) if (ids[i] === ids[index]) out.push(i);
   return out;
 }
