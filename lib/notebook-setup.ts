@@ -1,8 +1,8 @@
 // The first cell of every notebook: which run, which versions, which TF.js backend.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf, type BackendReport } from "./backend";
 import { configPath, loadRunConfig, type RunConfig } from "./config";
@@ -14,13 +14,20 @@ export interface NotebookContext {
   readonly versions: Readonly<Record<string, string>>;
 }
 
+/** An installed package's version, read from its package.json (found above its entry point: `exports` may hide it). */
 function packageVersion(name: string): string {
   try {
-    const req = createRequire(join(projectRoot(), "package.json"));
-    return (req(`${name}/package.json`) as { version: string }).version;
+    const entry = createRequire(join(projectRoot(), "package.json")).resolve(name);
+    for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
+      const manifest = join(dir, "package.json");
+      if (!existsSync(manifest)) continue;
+      const pkg = JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === name && pkg.version) return pkg.version;
+    }
   } catch {
-    return "not installed";
+    // not installed: said below
   }
+  return "not installed";
 }
 
 /** The versions that decide what a notebook computes. */
@@ -32,7 +39,7 @@ export function versions(): Record<string, string> {
     "typescript (tslab)": packageVersion("@tslab/typescript-for-tslab"),
     "@tensorflow/tfjs": tf.version.tfjs,
     "@tensorflow/tfjs-backend-wasm": packageVersion("@tensorflow/tfjs-backend-wasm"),
-    sharp: `${sharp.versions.sharp ?? packageVersion("sharp")} (libvips ${sharp.versions.vips})`,
+    sharp: `${packageVersion("sharp")} (libvips ${sharp.versions.vips})`,
   };
 }
 

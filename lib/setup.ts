@@ -25,7 +25,7 @@ export function checkNodePackages(): void {
   const req = createRequire(join(projectRoot(), "package.json"));
   const missing = ["tslab", "sharp", "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "plotly.js-dist", "simple-statistics"].filter((p) => {
     try {
-      req.resolve(`${p}/package.json`);
+      req.resolve(p);
       return false;
     } catch {
       return true;
