@@ -1,12 +1,12 @@
 // The notebooks under real Jupyter: nbclient + our tslab kernel, as `npm run notebooks` runs them.
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
 import { projectRoot, runDir } from "../lib/paths";
-import { executeNotebook, joinText, notebookJson, outputsOf, readNotebook, streamText } from "./notebook-helpers";
+import { executeNotebook, joinText, jupyterPython, notebookJson, outputsOf, readNotebook, streamText } from "./notebook-helpers";
 
 const run = `test-nb-${process.pid}`;
 const scratch = join(projectRoot(), "test", "output", run);
@@ -44,6 +44,48 @@ describe("notebooks under real Jupyter", () => {
     const text = streamText(readNotebook(join(scratch, "imports.out.ipynb")));
     expect(text).toContain("LIB true");
     expect(text).toMatch(/DEPS function 4\.\d+\.\d+ function 2 function true/);
+  });
+
+  it("figures, tables and progress bars reach Jupyter as multi-MIME outputs that survive nbconvert's exports", () => {
+    mkdirSync(scratch, { recursive: true });
+    const source = join(scratch, "display.ipynb");
+    writeFileSync(source, notebookJson([
+      [
+        `import { showFigure } from "./lib/figures";`,
+        `await showFigure({ data: [{ type: "histogram", x: [1, 2, 2, 3, 3, 3], xbins: { start: 0.5, end: 7.5, size: 1 }, name: "sparse" }],`,
+        `  layout: { title: "Ratings", xaxis: { title: "rating" }, yaxis: { title: "count" } } });`,
+      ].join("\n"),
+      `import { showTable } from "./lib/html-table";\nshowTable({ mean: { sparse: 4.4375, dense: 3.25 } }, { caption: "Means" });`,
+      [
+        `import { ProgressBar } from "./lib/progress";`,
+        `const bar = new ProgressBar({ total: 5, desc: "Training", minInterval: 0 });`,
+        `for (let i = 0; i < 5; i++) { await new Promise((r) => setTimeout(r, 20)); bar.update(1, { loss: 1 / (i + 1) }); }`,
+        `bar.close();`,
+      ].join("\n"),
+    ]));
+    const target = join(scratch, "display.out.ipynb");
+    const result = executeNotebook(source, target);
+    expect(result.status, result.output).toBe(0);
+    const nb = readNotebook(target);
+    const [figure, table, progress] = nb.cells.map((c) => c.outputs ?? []);
+    expect(figure).toHaveLength(1);
+    expect(Object.keys(figure[0].data ?? {}).sort()).toEqual(["application/vnd.plotly.v1+json", "image/png", "text/plain"]);
+    expect(Object.keys(table[0].data ?? {}).sort()).toEqual(["text/html", "text/plain"]);
+    expect(joinText(table[0].data?.["text/html"] as string | string[])).toMatch(/<table[\s\S]*4\.4375[\s\S]*<\/table>/);
+    // The progress bar is ONE output updated in place, ending on its final state.
+    expect(progress).toHaveLength(1);
+    expect(joinText(progress[0].data?.["text/plain"] as string | string[])).toMatch(/^Training: 100%\|█+\| 5\/5 \[.*loss=0\.2/);
+    const python = jupyterPython();
+    for (const to of ["markdown", "html"]) {
+      const r = spawnSync(python, ["-m", "nbconvert", "--to", to, "--output-dir", scratch, target], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const markdown = readFileSync(join(scratch, "display.out.md"), "utf8");
+    expect(markdown).toMatch(/!\[png\]\(display\.out_files\/display\.out_0_0\.png\)/);
+    expect(existsSync(join(scratch, "display.out_files", "display.out_0_0.png"))).toBe(true);
+    const html = readFileSync(join(scratch, "display.out.html"), "utf8");
+    expect(html).toContain("data:image/png;base64,");
+    expect(html).toMatch(/<table[\s\S]*4\.4375/);
   });
 
   it("a failing cell stops the notebook, names the cell and its error, and keeps the executed copy", () => {
