@@ -209,10 +209,12 @@ function missingError(source: string, missing: readonly string[], count: number)
   );
 }
 
-function joinAttributes(table: AttributeTable, names: readonly string[], files: readonly string[], source: string, mode: MissingMetadata): Joined<AttributeTable> {
-  const index = rowIndex(table.files, source);
-  const width = table.names.length;
-  const values = new Int8Array(names.length * width);
+/**
+ * Aligns a metadata table's rows with the dataset's images (by base name): `copy(row, i)` takes row `row` for image
+ * `i`; images without a row are collected (an error in "error" mode), rows without an image are counted.
+ */
+function joinRows(tableFiles: readonly string[], names: readonly string[], files: readonly string[], source: string, mode: MissingMetadata, copy: (row: number, i: number) => void): { missing: string[]; unused: number } {
+  const index = rowIndex(tableFiles, source);
   const missing: string[] = [];
   const used = new Set<number>();
   names.forEach((name, i) => {
@@ -222,28 +224,25 @@ function joinAttributes(table: AttributeTable, names: readonly string[], files: 
       return;
     }
     used.add(row);
-    values.set(table.values.subarray(row * width, (row + 1) * width), i * width);
+    copy(row, i);
   });
   if (missing.length > 0 && mode === "error") throw missingError(source, missing, names.length);
-  return { table: { names: table.names, files: names, values }, missing, unused: table.files.length - used.size };
+  return { missing, unused: tableFiles.length - used.size };
+}
+
+function joinAttributes(table: AttributeTable, names: readonly string[], files: readonly string[], source: string, mode: MissingMetadata): Joined<AttributeTable> {
+  const width = table.names.length;
+  const values = new Int8Array(names.length * width);
+  const { missing, unused } = joinRows(table.files, names, files, source, mode, (row, i) =>
+    values.set(table.values.subarray(row * width, (row + 1) * width), i * width),
+  );
+  return { table: { names: table.names, files: names, values }, missing, unused };
 }
 
 function joinIdentities(table: IdentityTable, names: readonly string[], files: readonly string[], source: string, mode: MissingMetadata): Joined<IdentityTable> {
-  const index = rowIndex(table.files, source);
   const ids = new Int32Array(names.length).fill(-1);
-  const missing: string[] = [];
-  const used = new Set<number>();
-  names.forEach((name, i) => {
-    const row = index.get(name);
-    if (row === undefined) {
-      missing.push(files[i]);
-      return;
-    }
-    used.add(row);
-    ids[i] = table.ids[row];
-  });
-  if (missing.length > 0 && mode === "error") throw missingError(source, missing, names.length);
-  return { table: { files: names, ids }, missing, unused: table.files.length - used.size };
+  const { missing, unused } = joinRows(table.files, names, files, source, mode, (row, i) => (ids[i] = table.ids[row]));
+  return { table: { files: names, ids }, missing, unused };
 }
 
 /** Base names of the files, checking they are unique (metadata rows are keyed by base name). */

@@ -229,21 +229,17 @@ function horizontalPass(image: RgbImage, rows: AxisTable, cols: AxisTable, outH:
  * pass over each needed source row, computed once per source row and shared by the output rows that use it.
  */
 export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number, out: Float32Array, offset = 0, scale = 1 / 255): void {
-  const rows = cachedAxisTable(image.height, outH);
-  const horizontal = horizontalPass(image, rows, cachedAxisTable(image.width, outW), outH, outW);
-  const rowLength = outW * 3;
-  let o = offset;
-  for (let y = 0; y < outH; y++) {
-    const top = rows.i0[y] * rowLength;
-    const bottom = rows.i1[y] * rowLength;
-    const h0 = rows.w0[y];
-    const h1 = rows.w1[y];
-    for (let i = 0; i < rowLength; i++) out[o++] = (h0 * horizontal[top + i] + h1 * horizontal[bottom + i]) * scale;
-  }
+  resizeBilinearInto(image, outH, outW, out, offset, scale, 0);
 }
 
 /** `resizeBilinearTorch` with the result (0–255) rounded to uint8, as the cache stores it. */
 export function resizeBilinearTorchUint8(image: RgbImage, outH: number, outW: number, out: Uint8Array, offset = 0): void {
+  // Values are in [0, 255]; storing x + 0.5 into a Uint8Array truncates, i.e. rounds half up like Math.round.
+  resizeBilinearInto(image, outH, outW, out, offset, 1, 0.5);
+}
+
+/** The vertical pass shared by both: `out = (h0·top + h1·bottom) · scale + bias`. */
+function resizeBilinearInto(image: RgbImage, outH: number, outW: number, out: Float32Array | Uint8Array, offset: number, scale: number, bias: number): void {
   const rows = cachedAxisTable(image.height, outH);
   const horizontal = horizontalPass(image, rows, cachedAxisTable(image.width, outW), outH, outW);
   const rowLength = outW * 3;
@@ -253,8 +249,7 @@ export function resizeBilinearTorchUint8(image: RgbImage, outH: number, outW: nu
     const bottom = rows.i1[y] * rowLength;
     const h0 = rows.w0[y];
     const h1 = rows.w1[y];
-    // Values are in [0, 255]; storing x + 0.5 into a Uint8Array truncates, i.e. rounds half up like Math.round.
-    for (let i = 0; i < rowLength; i++) out[o++] = h0 * horizontal[top + i] + h1 * horizontal[bottom + i] + 0.5;
+    for (let i = 0; i < rowLength; i++) out[o++] = (h0 * horizontal[top + i] + h1 * horizontal[bottom + i]) * scale + bias;
   }
 }
 
