@@ -16,13 +16,14 @@ import { readdir, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
 import sharp from "sharp";
+import { CELEBA_METADATA_FILES, type CelebAMetadataRole } from "./celeba-metadata";
 import { CELEBA_IMAGE_FOLDER, comparePythonStrings, isImageFileName } from "./image-dataset";
 import { ProgressBar, type ProgressOptions } from "./progress";
 
 export type CelebALayoutKind = "kaggle" | "official";
 
 /** The metadata files CelebA comes with, by what they hold. */
-export type CelebAMetadataRole = "attributes" | "partition" | "identity" | "bbox" | "landmarks";
+export type { CelebAMetadataRole };
 export const CELEBA_METADATA_ROLES: readonly CelebAMetadataRole[] = ["attributes", "partition", "identity", "bbox", "landmarks"];
 
 /** The full aligned-and-cropped CelebA set. */
@@ -39,32 +40,27 @@ interface RoleSpec {
 
 const ROLES: Readonly<Record<CelebAMetadataRole, RoleSpec>> = {
   attributes: {
-    txt: "list_attr_celeba.txt",
-    csv: "list_attr_celeba.csv",
+    ...CELEBA_METADATA_FILES.attributes,
     holds: "the 40 binary attributes of each image",
     without: "comparisons of features with CelebA's attributes are skipped",
   },
   partition: {
-    txt: "list_eval_partition.txt",
-    csv: "list_eval_partition.csv",
+    ...CELEBA_METADATA_FILES.partition,
     holds: "the train/val/test split",
     without: "the official train/val/test split is unknown (the post trains on all images, so nothing changes)",
   },
   identity: {
-    txt: "identity_CelebA.txt",
-    csv: undefined,
+    ...CELEBA_METADATA_FILES.identity,
     holds: "the person shown in each image",
     without: "identity-based metrics (same-person grids and checks) are skipped",
   },
   bbox: {
-    txt: "list_bbox_celeba.txt",
-    csv: "list_bbox_celeba.csv",
+    ...CELEBA_METADATA_FILES.bbox,
     holds: "face bounding boxes in the unaligned images",
     without: "nothing changes (this project does not use bounding boxes)",
   },
   landmarks: {
-    txt: "list_landmarks_align_celeba.txt",
-    csv: "list_landmarks_align_celeba.csv",
+    ...CELEBA_METADATA_FILES.landmarks,
     holds: "five facial landmarks per aligned image",
     without: "nothing changes (this project does not use landmarks)",
   },

@@ -8,6 +8,18 @@
 
 import { readFile } from "node:fs/promises";
 
+/** What each of CelebA's metadata files holds. */
+export type CelebAMetadataRole = "attributes" | "partition" | "identity" | "bbox" | "landmarks";
+
+/** CelebA's metadata file names: the official release's .txt and Kaggle's .csv (identity has no CSV on Kaggle). */
+export const CELEBA_METADATA_FILES: Readonly<Record<CelebAMetadataRole, { readonly txt: string; readonly csv: string | undefined }>> = {
+  attributes: { txt: "list_attr_celeba.txt", csv: "list_attr_celeba.csv" },
+  partition: { txt: "list_eval_partition.txt", csv: "list_eval_partition.csv" },
+  identity: { txt: "identity_CelebA.txt", csv: undefined },
+  bbox: { txt: "list_bbox_celeba.txt", csv: "list_bbox_celeba.csv" },
+  landmarks: { txt: "list_landmarks_align_celeba.txt", csv: "list_landmarks_align_celeba.csv" },
+};
+
 /** Attribute labels: `values[i * names.length + j]` is +1 or −1 for image `files[i]` and attribute `names[j]`. */
 export interface AttributeTable {
   readonly names: readonly string[];

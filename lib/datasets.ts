@@ -1,16 +1,20 @@
 // Which images a run uses, made ready on disk: the embedded synthetic faces (generated), Kaggle's CelebA
-// (data/celeba, downloaded by issue #3's downloader or unzipped there by hand), or a folder the user names.
+// (downloaded to data/celeba-dataset.zip and unzipped into data/celeba, or unzipped there by hand), or a folder
+// the user names.
 // The choice is recorded in runs/<run>/dataset.json so every later notebook opens exactly the same images.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { datasetFolder, type RunConfig } from "./config";
-import { openImageDataset, type ImageDataset } from "./image-dataset";
+import { checkCelebAImages, describeCelebALayout, detectCelebALayout } from "./celeba-layout";
+import { CELEBA_IMAGE_FOLDER, openImageDataset, type ImageDataset } from "./image-dataset";
 import { createImageLoader, type ImageBatch } from "./image-loader";
-import { kaggleCredentialSource } from "./kaggle-credentials";
-import { displayPath, projectRoot, runDir } from "./paths";
+import { credentialsHelp, KaggleError, kaggleCredentialSource, kaggleJsonPath } from "./kaggle-credentials";
+import { CELEBA_DATASET, downloadKaggleDataset, kaggleArchivePath } from "./kaggle-download";
+import { dataDir, displayPath, displayText, projectRoot, runDir } from "./paths";
 import { ProgressBar } from "./progress";
 import { generateSyntheticFaces } from "./synthetic-faces";
+import { EXTRACTION_MARKER, extractZip } from "./zip-extract";
 import { SYNTHETIC_ATTRIBUTES } from "./synthetic-faces-attributes";
 import type { Row } from "./html-table";
 
@@ -23,44 +27,46 @@ export interface PreparedDataset {
   readonly note: string;
 }
 
-const CELEBA_BY_HAND =
-  "download `jessicali9530/celeba-dataset` from Kaggle and unzip it into data/celeba (so that " +
-  "data/celeba/img_align_celeba/ holds the JPEGs)";
+/** Where the Kaggle archive is kept (as the post's `CelebA/celeba-dataset.zip`): data/celeba-dataset.zip. */
+export function celebaArchivePath(): string {
+  return kaggleArchivePath(dataDir(), CELEBA_DATASET);
+}
 
-/** True when a CelebA-layout folder with its image folder is present. */
-function hasCelebA(folder: string): boolean {
-  return existsSync(join(folder, "img_align_celeba"));
+/**
+ * True when data/celeba holds a finished CelebA: images in CelebA's layout, and no downloaded archive whose
+ * extraction is unfinished (a folder unzipped by hand, with no archive beside it, counts as finished).
+ */
+function celebaReady(folder: string): boolean {
+  if (!existsSync(join(folder, CELEBA_IMAGE_FOLDER))) return false;
+  return !existsSync(celebaArchivePath()) || existsSync(join(folder, EXTRACTION_MARKER));
 }
 
 /** Decides which dataset the run uses (without touching the disk). */
 export function resolveDataset(config: RunConfig, credentials = kaggleCredentialSource()): PreparedDataset {
-  const celeba = datasetFolder(config, "celeba");
+  const celebaFolder = datasetFolder(config, "celeba");
   const synthetic: PreparedDataset = { kind: "synthetic", folder: datasetFolder(config, "synthetic"), note: "" };
+  const celeba = (how: string): PreparedDataset => ({ kind: "celeba", folder: celebaFolder, note: `CelebA (${CELEBA_DATASET}), ${how}.` });
+  const have = celebaReady(celebaFolder)
+    ? `found in ${displayPath(celebaFolder)}`
+    : existsSync(celebaArchivePath())
+      ? `unzipped from ${displayPath(celebaArchivePath())}`
+      : undefined;
   switch (config.dataset) {
     case "synthetic":
       return { ...synthetic, note: "Synthetic faces, as asked (dataset=synthetic)." };
     case "celeba":
-      if (hasCelebA(celeba)) return { kind: "celeba", folder: celeba, note: `CelebA, found in ${displayPath(celeba)}.` };
+      if (have !== undefined) return celeba(have);
       if (credentials === undefined) {
-        throw new Error(
-          "dataset=celeba needs Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle/ " +
-            `(kaggle.com → Settings → API → Create New Token). Or ${CELEBA_BY_HAND}. Or use --set dataset=synthetic.`,
+        throw new KaggleError(
+          "missing-credentials",
+          `dataset=celeba needs Kaggle credentials to download ${CELEBA_DATASET}. ${credentialsHelp(kaggleJsonPath())} ` +
+            `Or unzip the archive into ${displayPath(celebaFolder)} by hand, or use --set dataset=synthetic.`,
         );
       }
-      throw new Error(
-        `Kaggle credentials were found (${credentials}), but downloading CelebA from the notebook is not built yet (issue #3). ` +
-          `Until it is, ${CELEBA_BY_HAND}, then run again. Or use --set dataset=synthetic.`,
-      );
+      return celeba(`downloaded with the Kaggle credentials from ${credentials}`);
     case "auto":
-      if (hasCelebA(celeba)) return { kind: "celeba", folder: celeba, note: `CelebA, found in ${displayPath(celeba)}.` };
-      if (credentials !== undefined) {
-        return {
-          ...synthetic,
-          note:
-            `Kaggle credentials were found (${credentials}), but downloading CelebA is not built yet (issue #3), so this run ` +
-            `uses the synthetic faces. To use CelebA now, ${CELEBA_BY_HAND}.`,
-        };
-      }
+      if (have !== undefined) return celeba(have);
+      if (credentials !== undefined) return celeba(`downloaded with the Kaggle credentials from ${credentials} (dataset=auto)`);
       return { ...synthetic, note: "No Kaggle credentials are configured, so this run uses the embedded synthetic faces (no download)." };
     default: {
       const folder = datasetFolder(config, "path");
@@ -70,36 +76,67 @@ export function resolveDataset(config: RunConfig, credentials = kaggleCredential
   }
 }
 
+/** Generates the synthetic faces (skipped when already complete), with a progress bar. */
+async function prepareSynthetic(config: RunConfig, folder: string): Promise<void> {
+  const s = config.synthetic;
+  const bar = new ProgressBar({ total: s.count, desc: "Generating synthetic faces", unit: "img" });
+  let shown = 0;
+  try {
+    await generateSyntheticFaces({
+      outDir: folder,
+      count: s.count,
+      identities: s.identities,
+      seed: s.seed,
+      onProgress: (done) => {
+        bar.update(done - shown);
+        shown = done;
+      },
+    });
+  } finally {
+    bar.close();
+  }
+}
+
+/**
+ * Downloads Kaggle's CelebA zip into data/ (resuming an interrupted download) and unzips it into data/celeba
+ * (finishing an interrupted extraction); both steps are skipped when already complete, as the post's
+ * `kaggle datasets download` + `unzip` would be re-run by hand.
+ */
+async function prepareCelebA(folder: string): Promise<void> {
+  if (celebaReady(folder)) return;
+  const archive = celebaArchivePath();
+  if (!existsSync(archive)) await downloadKaggleDataset({ dataset: CELEBA_DATASET, destDir: dirname(archive) });
+  await extractZip(archive, folder);
+}
+
+/** What a CelebA folder holds and lacks, and how many images cannot be read, as lines for the notebook. */
+export async function describeCelebAFolder(folder: string): Promise<string[]> {
+  const layout = await detectCelebALayout(folder);
+  const lines = describeCelebALayout(layout).map(displayText);
+  if (layout.kind === "none") return lines;
+  const check = await checkCelebAImages(layout);
+  lines.push(
+    check.unreadable.length === 0
+      ? `All ${check.checked} images have readable JPEG headers.`
+      : `${check.unreadable.length} of ${check.checked} images are unreadable (first: ${check.unreadable.slice(0, 3).map((f) => displayPath(f)).join(", ")}); ` +
+          `with onBadImage=skip they are left out, with onBadImage=error (the default) a run stops at the first one.`,
+  );
+  return lines;
+}
+
 /** The run's record of its dataset. */
 export function datasetRecordPath(run: string): string {
   return join(runDir(run), "dataset.json");
 }
 
 /**
- * Makes the run's dataset ready: generates the synthetic faces when they are the choice (skipped when already
- * complete), checks that the folder lists images, and records the choice in runs/<run>/dataset.json.
+ * Makes the run's dataset ready — generates the synthetic faces, or downloads and unzips CelebA (each skipped when
+ * already complete) — checks that the folder lists images, and records the choice in runs/<run>/dataset.json.
  */
 export async function prepareDataset(config: RunConfig): Promise<PreparedDataset> {
   const prepared = resolveDataset(config);
-  if (prepared.kind === "synthetic") {
-    const s = config.synthetic;
-    const bar = new ProgressBar({ total: s.count, desc: "Generating synthetic faces", unit: "img" });
-    let shown = 0;
-    try {
-      await generateSyntheticFaces({
-        outDir: prepared.folder,
-        count: s.count,
-        identities: s.identities,
-        seed: s.seed,
-        onProgress: (done) => {
-          bar.update(done - shown);
-          shown = done;
-        },
-      });
-    } finally {
-      bar.close();
-    }
-  }
+  if (prepared.kind === "synthetic") await prepareSynthetic(config, prepared.folder);
+  if (prepared.kind === "celeba") await prepareCelebA(prepared.folder);
   const dataset = await openImageDataset(prepared.folder, { limit: config.limit ?? undefined, skipMetadata: true });
   mkdirSync(runDir(config.run), { recursive: true });
   const record = { ...prepared, folder: displayPath(prepared.folder), images: dataset.count };

@@ -23,15 +23,16 @@
 import { existsSync } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { readAttributeTxt, readIdentityTxt, type AttributeTable, type IdentityTable } from "./celeba-metadata";
+import {
+  CELEBA_METADATA_FILES, readAttributes, readIdentityTxt, readPartition, type AttributeTable, type CelebAMetadataRole, type IdentityTable,
+  type PartitionTable,
+} from "./celeba-metadata";
 
 /** torchvision's `IMG_EXTENSIONS`: a file is an image when its lower-cased name ends with one of these. */
 export const IMG_EXTENSIONS = [".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"] as const;
 
 /** The folder of a CelebA layout, and its metadata files (in the dataset root, beside that folder). */
 export const CELEBA_IMAGE_FOLDER = "img_align_celeba";
-export const CELEBA_ATTRIBUTE_FILE = "list_attr_celeba.txt";
-export const CELEBA_IDENTITY_FILE = "identity_CelebA.txt";
 
 const HOW_TO_GET_DATA =
   "Download CelebA with `npm run notebooks -- --set dataset=celeba` (needs a Kaggle account), " +
@@ -58,6 +59,7 @@ export interface MetadataJoin {
   /** Absolute paths of the metadata files read, or null when absent. */
   readonly attributeFile: string | null;
   readonly identityFile: string | null;
+  readonly partitionFile: string | null;
   /** Dataset files (relative paths) that had no row in the attribute / identity file (empty unless `flag`). */
   readonly missingAttributes: readonly string[];
   readonly missingIdentities: readonly string[];
@@ -85,6 +87,8 @@ export interface ImageDataset {
   readonly attributes: AttributeTable | null;
   /** Identity table aligned with `files`, or null without an identity file. */
   readonly identities: IdentityTable | null;
+  /** Train/val/test split aligned with `files` (0, 1, 2; 255 where unknown), or null without a partition file. */
+  readonly partition: PartitionTable | null;
   readonly metadata: MetadataJoin;
 }
 
@@ -245,6 +249,19 @@ function joinIdentities(table: IdentityTable, names: readonly string[], files: r
   return { table: { files: names, ids }, missing, unused };
 }
 
+function joinPartition(table: PartitionTable, names: readonly string[], files: readonly string[], source: string, mode: MissingMetadata): Joined<PartitionTable> {
+  const split = new Uint8Array(names.length).fill(255);
+  const { missing, unused } = joinRows(table.files, names, files, source, mode, (row, i) => (split[i] = table.split[row]));
+  return { table: { files: names, split }, missing, unused };
+}
+
+/** The dataset root's metadata file for `role`: CelebA's official .txt, else Kaggle's .csv, else null. */
+function metadataFile(root: string, role: CelebAMetadataRole): string | null {
+  const { txt, csv } = CELEBA_METADATA_FILES[role];
+  for (const name of csv === undefined ? [txt] : [txt, csv]) if (existsSync(join(root, name))) return join(root, name);
+  return null;
+}
+
 /** Base names of the files, checking they are unique (metadata rows are keyed by base name). */
 function uniqueBaseNames(files: readonly string[], root: string): string[] {
   const names = files.map((f) => basename(f));
@@ -292,13 +309,14 @@ export async function openImageDataset(root: string, options: OpenImageDatasetOp
   const files = limit === undefined ? listed : listed.slice(0, limit);
   const paths = files.map((f) => join(absRoot, ...f.split("/")));
 
-  const attributePath = join(absRoot, CELEBA_ATTRIBUTE_FILE);
-  const identityPath = join(absRoot, CELEBA_IDENTITY_FILE);
-  const attributeFile = !skipMetadata && existsSync(attributePath) ? attributePath : null;
-  const identityFile = !skipMetadata && existsSync(identityPath) ? identityPath : null;
-  const names = attributeFile || identityFile ? uniqueBaseNames(files, absRoot) : [];
-  const attributes = attributeFile ? joinAttributes(await readAttributeTxt(attributeFile), names, files, attributeFile, onMissingMetadata) : null;
+  const found = (role: CelebAMetadataRole): string | null => (skipMetadata ? null : metadataFile(absRoot, role));
+  const attributeFile = found("attributes");
+  const identityFile = found("identity");
+  const partitionFile = found("partition");
+  const names = attributeFile || identityFile || partitionFile ? uniqueBaseNames(files, absRoot) : [];
+  const attributes = attributeFile ? joinAttributes(await readAttributes(attributeFile), names, files, attributeFile, onMissingMetadata) : null;
   const identities = identityFile ? joinIdentities(await readIdentityTxt(identityFile), names, files, identityFile, onMissingMetadata) : null;
+  const partition = partitionFile ? joinPartition(await readPartition(partitionFile), names, files, partitionFile, onMissingMetadata) : null;
 
   return {
     root: absRoot,
@@ -310,9 +328,11 @@ export async function openImageDataset(root: string, options: OpenImageDatasetOp
     totalImages: listed.length,
     attributes: attributes?.table ?? null,
     identities: identities?.table ?? null,
+    partition: partition?.table ?? null,
     metadata: {
       attributeFile,
       identityFile,
+      partitionFile,
       missingAttributes: attributes?.missing ?? [],
       missingIdentities: identities?.missing ?? [],
       unusedAttributeRows: attributes?.unused ?? 0,

@@ -30,13 +30,19 @@ export function runDir(run: string): string {
   return join(projectRoot(), "runs", run);
 }
 
-/** `data/`: datasets (downloaded or generated), never committed. */
+/** `data/` (or $CELEBA_SAE_DATA): datasets, downloaded or generated, never committed. */
 export function dataDir(): string {
-  return join(projectRoot(), "data");
+  const override = process.env.CELEBA_SAE_DATA;
+  return override ? resolve(projectRoot(), override) : join(projectRoot(), "data");
 }
 
 /** A path as people should see it: relative to the project when inside it (no home folders in notebook outputs). */
 export function displayPath(path: string): string {
   const rel = relative(projectRoot(), path);
   return rel === "" ? "." : rel.startsWith("..") || isAbsolute(rel) ? path : rel;
+}
+
+/** Text with every absolute path inside the project shown relative to it (see displayPath). */
+export function displayText(text: string): string {
+  return text.split(`${projectRoot()}/`).join("");
 }
