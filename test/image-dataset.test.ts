@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatAttributeTxt, formatIdentityTxt } from "../lib/celeba-metadata";
+import { formatAttributeCsv, formatAttributeTxt, formatIdentityTxt, formatPartitionCsv } from "../lib/celeba-metadata";
 import { comparePythonStrings, isImageFileName, listImageFolder, openImageDataset, walkImageFiles } from "../lib/image-dataset";
 
 let dir: string;
@@ -138,6 +138,21 @@ describe("CelebA layouts", () => {
     expect(ds.layout).toBe("celeba");
     expect(ds.files).toEqual(sorted.map((n) => `img_align_celeba/img_align_celeba/${n}`));
     expect(Array.from(ds.identities!.ids)).toEqual([11, 22, 33, 1010]);
+  });
+
+  it("reads Kaggle's CSV attributes and the train/val/test partition, aligned like the TXT files", async () => {
+    const root = join(dir, "kaggle-csv");
+    const images = join(root, "img_align_celeba", "img_align_celeba");
+    for (const [i, n] of names.entries()) await tinyJpeg(join(images, n), i * 50);
+    await writeFile(join(root, "list_attr_celeba.csv"), formatAttributeCsv(attributes));
+    await writeFile(join(root, "list_eval_partition.csv"), formatPartitionCsv({ files: ["000010.jpg", "000001.jpg", "000002.jpg"], split: Uint8Array.from([2, 0, 1]) }));
+    const ds = await openImageDataset(root, { onMissingMetadata: "flag" });
+    expect(ds.metadata.attributeFile).toBe(join(root, "list_attr_celeba.csv"));
+    expect(Array.from(ds.attributes!.values)).toEqual([-1, 1, 1, -1, -1, -1, 1, 1]);
+    expect(ds.identities).toBeNull();
+    // 000001 train, 000002 val, 000003 unknown (255, flagged), 000010 test.
+    expect(Array.from(ds.partition!.split)).toEqual([0, 1, 255, 2]);
+    await expect(openImageDataset(root)).rejects.toThrow(/list_eval_partition.csv has no row for 1 of the 4 images/);
   });
 
   it("keeps the first `limit` images and joins only those", async () => {
