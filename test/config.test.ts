@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { applyOverrides, configPath, datasetFolder, defaultConfig, loadRunConfig, saveRunConfig, validateConfig } from "../lib/config";
+import { applyOverrides, configPath, datasetFolder, defaultConfig, loadRunConfig, parseFeatureList, saveRunConfig, validateConfig } from "../lib/config";
 import { runDir } from "../lib/paths";
 
 const run = `test-config-${process.pid}`;
@@ -28,13 +28,31 @@ describe("run config", () => {
 
   it("rejects unknown keys, wrong types and bad values with the key named", () => {
     expect(() => applyOverrides(defaultConfig(), ["imgSize=64"])).toThrow(/imgSize: no such setting.*imageSize/);
-    expect(() => applyOverrides(defaultConfig(), ["imageSize=big"])).toThrow(/imageSize takes a number/);
-    expect(() => applyOverrides(defaultConfig(), ["imageSize=8"])).toThrow(/imageSize.*between 16 and 1024/);
-    expect(() => applyOverrides(defaultConfig(), ["resize=stretch"])).toThrow(/resize.*post, recommended/);
-    expect(() => applyOverrides(defaultConfig(), ["backend=gpu"])).toThrow(/backend.*auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    expect(() => applyOverrides(defaultConfig(), ["imageSize=big"])).toThrow(/imageSize takes a whole number from 16 to 1024/);
+    expect(() => applyOverrides(defaultConfig(), ["imageSize=8"])).toThrow(/imageSize takes a whole number from 16 to 1024/);
+    expect(() => applyOverrides(defaultConfig(), ["resize=stretch"])).toThrow(/resize takes one of post, recommended/);
+    expect(() => applyOverrides(defaultConfig(), ["backend=gpu"])).toThrow(/backend takes one of auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    expect(() => applyOverrides(defaultConfig(), ["imageCache=maybe"])).toThrow(/imageCache takes true or false/);
+    expect(() => applyOverrides(defaultConfig(), ["sae.l1=-1"])).toThrow(/sae.l1 takes a number ≥ 0 \(or null\)/);
+    expect(() => applyOverrides(defaultConfig(), ["inspect.features=a-b"])).toThrow(/feature numbers like "0-15"/);
     expect(() => applyOverrides(defaultConfig(), ["imageSize"])).toThrow(/key=value/);
     expect(() => applyOverrides(defaultConfig(), ["synthetic.identities=10", "synthetic.count=5"])).toThrow(/cannot exceed/);
     expect(() => applyOverrides(defaultConfig(), ["run=other"])).toThrow(/--run/);
+    expect(() => validateConfig({ ...defaultConfig(), sae: { ...defaultConfig().sae, extra: 1 } })).toThrow(/no setting "sae.extra"/);
+    expect(() => validateConfig({ ...defaultConfig(), finetune: 3 })).toThrow(/"finetune" must be an object/);
+  });
+
+  it("fills settings missing from an older config.json with the defaults", () => {
+    const c = validateConfig({ run: "old", imageSize: 64 });
+    expect(c.imageSize).toBe(64);
+    expect(c.sae).toEqual(defaultConfig().sae);
+    expect(applyOverrides(c, ["sae.l1=0.3", "sae.epochs=null", "finetune.maxSteps=5"]).sae.l1).toBe(0.3);
+  });
+
+  it("reads feature lists", () => {
+    expect(parseFeatureList("0-3,7")).toEqual([0, 1, 2, 3, 7]);
+    expect(parseFeatureList("16-31")).toHaveLength(16);
+    expect(() => parseFeatureList("5-2")).toThrow(/runs backwards/);
   });
 
   it("saves atomically and loads back; a missing config is created from the defaults", () => {
@@ -51,7 +69,7 @@ describe("run config", () => {
     writeFileSync(configPath(run), "{ not json");
     expect(() => loadRunConfig(run)).toThrow(new RegExp(`${run}/config.json is not valid JSON`));
     writeFileSync(configPath(run), JSON.stringify({ imageSize: -3 }));
-    expect(() => loadRunConfig(run)).toThrow(/config.json: config "imageSize" must be a whole number/);
+    expect(() => loadRunConfig(run)).toThrow(/config.json: config "imageSize" must be a whole number from 16 to 1024, got -3/);
   });
 
   it("places datasets under data/ by their parameters, and user paths relative to the project", () => {
