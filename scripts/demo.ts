@@ -1,6 +1,7 @@
 // `npm run demo`: sets up Jupyter and the kernel if missing, then runs every notebook on the embedded synthetic
 // dataset into runs/demo/ and says where everything is.
 import { relative } from "node:path";
+import { exportRun } from "../lib/export-post";
 import { runNotebooks } from "../lib/notebook-runner";
 import { projectRoot, runDir } from "../lib/paths";
 import { setup } from "../lib/setup";
@@ -15,11 +16,14 @@ try {
     console.error(`\nThe demo stopped: ${rel(result.failed ?? "")} failed. Its executed copy shows the failing cell and error.`);
     process.exit(1);
   }
+  const post = await exportRun("demo");
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
   console.log(`\nDone in ${minutes} min. Everything of this run is in ${rel(runDir("demo"))}/:`);
   console.log(`  config:             ${rel(runDir("demo"))}/config.json`);
   console.log(`  executed notebooks: ${result.executed.map(rel).join("\n                      ")}`);
-  console.log(`Open them with: jupyter notebook ${rel(result.outputDir)}   (or jupyter lab, see README)`);
+  console.log(`  blog post:          ${rel(post.markdown)} (${post.images.length} images beside it)`);
+  console.log(`  one-page HTML:      ${rel(post.html)}`);
+  console.log(`Open the notebooks with: jupyter notebook ${rel(result.outputDir)}   (or jupyter lab, see README)`);
 } catch (e) {
   console.error(e instanceof Error ? e.message : e);
   process.exit(2);
