@@ -207,7 +207,8 @@ class ResNet18Model implements ResNet18 {
         const [o, i, k] = entry.shape;
         // kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / (out_channels · k · k))
         const std = Math.sqrt(2 / (o * k * k));
-        const w = tf.variable(tf.tidy(() => tf.randomNormal([k, k, i, o], 0, std, "float32", seed + index++)), true, varName) as tf.Variable<tf.Rank.R4>;
+        // TF.js treats seed 0 as "no seed" (Math.random), so seeds start at 1.
+        const w = ownedVariable(tf.randomNormal([k, k, i, o], 0, std, "float32", seed * 1000 + ++index), true, varName) as tf.Variable<tf.Rank.R4>;
         const name = entry.name.slice(0, -".weight".length);
         const layout = this.findConv(name);
         this.convs.set(name, { layout, weight: w });
@@ -218,10 +219,10 @@ class ResNet18Model implements ResNet18 {
         const c = entry.shape[0];
         const bn = new BatchNorm(
           name,
-          tf.variable(tf.ones([c]), true, `${scope}/${name}.weight`) as tf.Variable<tf.Rank.R1>,
-          tf.variable(tf.zeros([c]), true, `${scope}/${name}.bias`) as tf.Variable<tf.Rank.R1>,
-          tf.variable(tf.zeros([c]), false, `${scope}/${name}.running_mean`) as tf.Variable<tf.Rank.R1>,
-          tf.variable(tf.ones([c]), false, `${scope}/${name}.running_var`) as tf.Variable<tf.Rank.R1>,
+          ownedVariable(tf.ones([c]), true, `${scope}/${name}.weight`) as tf.Variable<tf.Rank.R1>,
+          ownedVariable(tf.zeros([c]), true, `${scope}/${name}.bias`) as tf.Variable<tf.Rank.R1>,
+          ownedVariable(tf.zeros([c]), false, `${scope}/${name}.running_mean`) as tf.Variable<tf.Rank.R1>,
+          ownedVariable(tf.ones([c]), false, `${scope}/${name}.running_var`) as tf.Variable<tf.Rank.R1>,
         );
         this.bns.set(name, bn);
         trainable.push(bn.weight, bn.bias);
@@ -370,6 +371,13 @@ class ResNet18Model implements ResNet18 {
       b.runningVar.dispose();
     }
   }
+}
+
+/** A variable made from `initial`, which is then disposed (the variable keeps its own reference to the data). */
+function ownedVariable(initial: tf.Tensor, trainable: boolean, name: string): tf.Variable {
+  const v = tf.variable(initial, trainable, name);
+  initial.dispose();
+  return v;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -224,6 +224,33 @@ describe("saving and loading", () => {
   });
 });
 
+describe("lifetime", () => {
+  it("gives the same weights for the same seed (seed 0 included) and others for another seed", () => {
+    const [a, b, c] = [0, 0, 1].map((seed) => createResNet18({ width: 4, seed }));
+    try {
+      const first = (m: ResNet18): Float32Array => m.trainable[0].dataSync() as Float32Array;
+      expect(Array.from(first(a))).toEqual(Array.from(first(b)));
+      expect(Array.from(first(a))).not.toEqual(Array.from(first(c)));
+    } finally {
+      [a, b, c].forEach((m) => m.dispose());
+    }
+  });
+
+  it("leaves no tensor behind after create, save, load and dispose", async () => {
+    const before = tf.memory().numTensors;
+    const dir = mkdtempSync(join(tmpdir(), "resnet18-life-"));
+    try {
+      const model = createResNet18({ width: 4 });
+      await saveResNet18(model, join(dir, "m.safetensors"));
+      model.dispose();
+      (await loadResNet18(join(dir, "m.safetensors"))).dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("training", () => {
   let model: ResNet18;
   afterAll(() => model?.dispose());
