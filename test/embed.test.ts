@@ -1,0 +1,73 @@
+// Embedding: every image in listing order, eval mode, into face_vectors.npy (read back by numpy) and its file list;
+// resumable in parts; not recomputed when done. A narrow ResNet18 (width 4) on 12 synthetic faces at 32×32.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initBackend, tf } from "../lib/backend";
+import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/config";
+import { loadImages, openRunDataset, prepareDataset } from "../lib/datasets";
+import { embedBatch, embedDataset, faceVectorsFilesPath, faceVectorsPath, readFaceVectors } from "../lib/embed";
+import { finetunedModelPath } from "../lib/finetune";
+import { runDir } from "../lib/paths";
+import { createResNet18, saveResNet18 } from "../lib/resnet18";
+
+const run = `test-embed-${process.pid}`;
+let config: RunConfig;
+
+beforeAll(async () => {
+  await initBackend();
+  config = applyOverrides(defaultConfig(run), [
+    "dataset=synthetic", "synthetic.count=12", "synthetic.identities=3", "imageSize=32", "embed.batchSize=4", "finetune.preset=recommended", "imageCache=false",
+  ]);
+  saveRunConfig(config);
+  await prepareDataset(config);
+}, 120_000);
+afterAll(() => rmSync(runDir(run), { recursive: true, force: true }));
+
+describe("embedDataset", () => {
+  it("says to run notebook 02 first when there is no fine-tuned model", async () => {
+    await expect(embedDataset(config, { progress: "silent" })).rejects.toThrow(/resnet18\.safetensors does not exist: run notebook 02-finetune first/);
+  });
+
+  it("writes N × 8·width float32 rows in listing order that numpy reads, resumes after a kill, and is not redone", async () => {
+    const model = createResNet18({ width: 4, seed: 3 });
+    await saveResNet18(model, finetunedModelPath(run));
+    const dataset = await openRunDataset(config);
+    const batch = await loadImages(dataset, [...Array(12).keys()], config);
+    const expected = embedBatch(model, batch, "recommended");
+    model.dispose();
+
+    let parts = 0;
+    const kill = (): void => {
+      if (++parts === 2) throw new Error("killed");
+    };
+    await expect(embedDataset(config, { progress: "silent", partRows: 5, onPart: kill })).rejects.toThrow("killed");
+    expect(existsSync(faceVectorsPath(run))).toBe(false);
+    // Whatever creating and disposing a model leaves behind (lib/resnet18.ts's business), embedding adds nothing.
+    const beforeModel = tf.memory().numTensors;
+    createResNet18({ width: 4 }).dispose();
+    const modelLeak = tf.memory().numTensors - beforeModel;
+    const before = tf.memory().numTensors;
+    const result = await embedDataset(config, { progress: "silent", partRows: 3 }); // the stored part size wins
+    expect(tf.memory().numTensors - before).toBe(modelLeak);
+    expect(result).toMatchObject({ rows: 12, dim: 32, resumedRows: 10, alreadyDone: false, skippedImages: [] });
+    expect(result.imagesPerSecond).toBeGreaterThan(0);
+
+    const { vectors, files } = await readFaceVectors(run);
+    expect(files).toEqual(dataset.files);
+    expect(readFileSync(faceVectorsFilesPath(run), "utf8").split("\n")[0]).toBe("img_align_celeba/000001.jpg");
+    let maxDiff = 0;
+    for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(vectors[i] - expected[i]));
+    expect(maxDiff).toBeLessThan(1e-4);
+
+    const python = `import numpy; a = numpy.load(${JSON.stringify(faceVectorsPath(run))}); print(a.shape, a.dtype, repr(float(a[7, 5])))`;
+    const printed = execFileSync("/usr/bin/python3", ["-c", python], { encoding: "utf8" }).trim();
+    expect(printed).toMatch(/^\(12, 32\) float32 /);
+    expect(Number(printed.split(" ").pop())).toBeCloseTo(vectors[7 * 32 + 5], 6);
+
+    const again = await embedDataset(config, { progress: "silent" });
+    expect(again.alreadyDone).toBe(true);
+    expect(again.rows).toBe(12);
+  });
+});
