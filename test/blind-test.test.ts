@@ -1,0 +1,183 @@
+// The blind-test session on disk, the automatic rater, and what the rating server serves before unblinding.
+
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, describe, expect, it } from "vitest";
+import { autoRate, bernoulliKlBits } from "../lib/auto-rater";
+import { blindTestPaths, BlindSession, ratingsByKind, reencodePng, seededShuffle, type FeatureKind } from "../lib/blind-test";
+import type { AttributeTable } from "../lib/celeba-metadata";
+import { checkRequest, isLoopbackAddress, startRatingServer } from "../lib/rating-server";
+
+const scratch = mkdtempSync(join(tmpdir(), "blind-test-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A PNG that carries a text in its metadata and a colour, as a careless renderer might. */
+async function leakyPng(text: string, shade: number): Promise<Buffer> {
+  return sharp({ create: { width: 24, height: 24, channels: 3, background: { r: shade, g: 10, b: 99 } } })
+    .png()
+    .withMetadata({ exif: { IFD0: { ImageDescription: text } } })
+    .toBuffer();
+}
+
+/** A feature's "top rows": fake ones that encode the kind and feature. */
+const rowsOf = (kind: FeatureKind, feature: number): number[] => [feature, kind === "dense" ? 0 : 1];
+const leakyGrid = (rows: readonly number[]): Promise<Buffer> => leakyPng(`rows:${rows.join(",")}`, 40 + rows[1] * 150);
+
+const features = [16, 17, 18, 19];
+
+describe("blind session", () => {
+  const run = join(scratch, "run-a");
+  it("shuffles with the seed, gives opaque ids, keeps the key apart, strips metadata from the grids", async () => {
+    const session = await BlindSession.open(run, { features, seed: 5, rowsOf, renderGrid: leakyGrid });
+    const paths = blindTestPaths(run);
+    expect(session.total).toBe(8);
+    const file = readFileSync(paths.session, "utf8");
+    expect(file).not.toMatch(/dense|sparse/);
+    for (const id of session.file.order) expect(id).toMatch(/^[0-9a-f]{12}$/);
+    expect(paths.key.startsWith(paths.dir + "/")).toBe(false);
+    const key = JSON.parse(readFileSync(paths.key, "utf8")) as { items: { id: string; kind: string; feature: number }[] };
+    expect(key.items.map((i) => i.id)).toEqual(session.file.order);
+    expect(new Set(key.items.map((i) => `${i.kind}:${i.feature}`)).size).toBe(8);
+    // The order is the seeded shuffle of dense/sparse pairs, so not the listing order.
+    expect(key.items.map((i) => `${i.kind}:${i.feature}`)).toEqual(
+      seededShuffle(features.flatMap((f) => ["dense", "sparse"].map((k) => `${k}:${f}`)), 5),
+    );
+    for (const name of readdirSync(paths.images)) {
+      const bytes = readFileSync(join(paths.images, name));
+      expect(bytes.toString("latin1")).not.toMatch(/dense|sparse|rows:|Exif/);
+      expect((await sharp(bytes).metadata()).exif).toBeUndefined();
+    }
+    expect(session.gridRows(session.file.order[0])).toEqual(rowsOf(key.items[0].kind as FeatureKind, key.items[0].feature));
+    const original = await leakyPng("dense:3", 40);
+    expect(original.toString("latin1")).toMatch(/dense:3/);
+    expect((await reencodePng(original)).toString("latin1")).not.toMatch(/dense/);
+  });
+
+  it("appends ratings, undoes the last one, resumes from disk, refuses to unblind early", async () => {
+    const session = BlindSession.resume(run);
+    const order = session.file.order;
+    session.rate(order[0], 3, "test");
+    session.rate(order[1], 6, "test");
+    expect(session.undo()).toBe(order[1]);
+    session.rate(order[1], 5, "test");
+    expect(() => session.rate(order[1], 2, "test")).toThrow(/already rated/);
+    expect(() => session.rate(order[2], 8, "test")).toThrow(/integer from 1 to 7/);
+    expect(() => session.rate("nope", 2, "test")).toThrow(/no grid "nope"/);
+    expect(() => session.unblind()).toThrow(/6 of 8 grids are not rated yet/);
+    // A torn last line (a crash mid-write) is dropped on resume.
+    appendFileSync(blindTestPaths(run).ratings, '{"id":"');
+    const resumed = await BlindSession.open(run, { features, seed: 5, rowsOf, renderGrid: leakyGrid });
+    expect(resumed.rated).toBe(2);
+    expect(resumed.next()).toBe(order[2]);
+    for (const id of order.slice(2)) resumed.rate(id, 4, "test");
+    const lines = readFileSync(blindTestPaths(run).ratings, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: string; rating: number });
+    expect(lines.map((l) => l.id)).toEqual(order);
+    expect(lines.map((l) => l.rating)).toEqual([3, 5, 4, 4, 4, 4, 4, 4]);
+    const unblinded = resumed.unblind();
+    const byKind = ratingsByKind(unblinded);
+    expect(byKind.dense.length).toBe(4);
+    expect(byKind.sparse.length).toBe(4);
+    await expect(BlindSession.open(run, { features: [1, 2], seed: 5, rowsOf, renderGrid: leakyGrid })).rejects.toThrow(/move the folder/);
+  });
+});
+
+describe("rating server", () => {
+  it("refuses other clients, other hosts and missing tokens", () => {
+    const ok = { remoteAddress: "127.0.0.1", host: "127.0.0.1:5000", url: "/?token=abc" };
+    expect(checkRequest(ok, "abc", 5000)).toEqual({ ok: true, path: "/" });
+    expect(checkRequest({ ...ok, remoteAddress: "192.168.1.7" }, "abc", 5000)).toMatchObject({ ok: false, status: 403 });
+    expect(checkRequest({ ...ok, remoteAddress: "::ffff:10.0.0.1" }, "abc", 5000)).toMatchObject({ ok: false, status: 403 });
+    expect(checkRequest({ ...ok, host: "evil.example:5000" }, "abc", 5000)).toMatchObject({ ok: false, status: 403 });
+    expect(checkRequest({ ...ok, url: "/" }, "abc", 5000)).toMatchObject({ ok: false, status: 401 });
+    expect(checkRequest({ ...ok, url: "/?token=abd" }, "abc", 5000)).toMatchObject({ ok: false, status: 401 });
+    expect(isLoopbackAddress("::1")).toBe(true);
+    expect(isLoopbackAddress("::ffff:127.0.0.1")).toBe(true);
+    expect(isLoopbackAddress(undefined)).toBe(false);
+  });
+
+  it("serves nothing that tells dense from sparse, and no path outside the session's images", async () => {
+    const run = join(scratch, "run-b");
+    const session = await BlindSession.open(run, { features, seed: 9, rowsOf, renderGrid: leakyGrid });
+    const server = await startRatingServer(session);
+    const get = (path: string, method = "GET", body?: string): Promise<{ status: number; body: Buffer }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port: server.port, path, method, headers: { "content-type": "application/json" } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    const t = `token=${server.token}`;
+    try {
+      const served: Buffer[] = [];
+      const page = await get(`/?${t}`);
+      expect(page.status).toBe(200);
+      served.push(page.body);
+      for (const id of session.file.order) {
+        const image = await get(`/images/${id}.png?${t}`);
+        expect(image.status).toBe(200);
+        served.push(image.body);
+        const state = await get(`/api/state?${t}`);
+        served.push(state.body);
+        expect((await get(`/api/rate?${t}`, "POST", JSON.stringify({ id, rating: 4 }))).status).toBe(200);
+      }
+      for (const body of served) {
+        expect(body.toString("latin1")).not.toMatch(/dense|sparse|kind|feature/i);
+        expect(body.toString("latin1")).not.toMatch(/"16"|"17"|\b16:|\b17:/);
+      }
+      // Refusals: no token, wrong token, outside paths, the key, unknown ids.
+      expect((await get("/")).status).toBe(401);
+      expect((await get(`/api/state?token=x`)).status).toBe(401);
+      expect((await get(`/images/${session.file.order[0]}.png`)).status).toBe(401);
+      for (const path of ["/../blind-test-key.json", "/images/../../blind-test-key.json", "/images/%2e%2e/session.json", "/blind-test-key.json", "/session.json", "/ratings.jsonl", "/images/000000000000.png", "/etc/passwd"]) {
+        const r = await get(`${path}?${t}`);
+        expect(r.status, path).toBe(404);
+        expect(r.body.toString()).not.toMatch(/dense|sparse/);
+      }
+      await server.finished;
+      expect(session.done).toBe(true);
+      expect(existsSync(blindTestPaths(run).key)).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("automatic rater", () => {
+  // 64 images, attributes: A alternates, B is true for the first 16, C is rare (4 images).
+  const names = ["A", "B", "C"];
+  const values = new Int8Array(64 * 3);
+  for (let i = 0; i < 64; i++) {
+    values[i * 3] = i % 2 === 0 ? 1 : -1;
+    values[i * 3 + 1] = i < 16 ? 1 : -1;
+    values[i * 3 + 2] = i % 16 === 0 ? 1 : -1;
+  }
+  const table: AttributeTable = { names, files: Array.from({ length: 64 }, (_, i) => `${i}.jpg`), values };
+
+  it("KL in bits: 0 for the base rate, 1 bit for all-shared 50 % attribute", () => {
+    expect(bernoulliKlBits(0.5, 0.5)).toBe(0);
+    expect(bernoulliKlBits(1, 0.5)).toBeCloseTo(1, 12);
+    expect(bernoulliKlBits(0, 0.5)).toBeCloseTo(1, 12);
+  });
+
+  it("rates uniform grids high and mixed grids low", () => {
+    const uniform = autoRate([...Array(16).keys()], table); // all B, half A, one C
+    const evens = autoRate(Array.from({ length: 16 }, (_, i) => 2 * i + 16), table); // all A, no B
+    const mixed = autoRate(Array.from({ length: 16 }, (_, i) => i * 4 + (i % 2)), table); // like the dataset
+    // evens: all have A (1 bit), none has B (KL(0 ‖ ¼)), 2 of 16 have C (KL(⅛ ‖ 1/16)): the mean of the three.
+    const expected = (1 + bernoulliKlBits(0, 0.25) + bernoulliKlBits(2 / 16, 4 / 64)) / 3;
+    expect(evens.scoreBits).toBeCloseTo(expected, 12);
+    expect(evens.rating).toBe(1 + Math.round(6 * expected));
+    expect(evens.attributes.map((a) => a.name)).toEqual(["A", "B", "C"]);
+    expect(uniform.attributes[0].name).toBe("B");
+    expect(uniform.rating).toBeGreaterThanOrEqual(5);
+    expect(mixed.rating).toBeLessThanOrEqual(2);
+    expect(mixed.scoreBits).toBeLessThan(uniform.scoreBits);
+    expect(() => autoRate([99], table)).toThrow(/row 99 is outside/);
+  });
+});
