@@ -1,0 +1,307 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { initBackend, tf } from "../lib/backend";
+import { activeMask, createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae";
+import { Adam, parseSweep, saeGradients, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae-train";
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+/** A seeded uniform generator (mulberry32). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+
+/** Rows that are sparse non-negative combinations of `atoms` random unit directions. */
+function planted(rows: number, dim: number, atoms: number, perRow: number, seed: number): { vectors: Vectors; dictionary: Float32Array } {
+  const random = rng(seed);
+  const dictionary = new Float32Array(atoms * dim);
+  for (let a = 0; a < atoms; a++) {
+    let norm = 0;
+    for (let c = 0; c < dim; c++) norm += (dictionary[a * dim + c] = gaussian(random)) ** 2;
+    for (let c = 0; c < dim; c++) dictionary[a * dim + c] /= Math.sqrt(norm);
+  }
+  const data = new Float32Array(rows * dim);
+  for (let r = 0; r < rows; r++) {
+    for (let s = 0; s < perRow; s++) {
+      const a = Math.floor(random() * atoms);
+      const coefficient = 0.5 + random();
+      for (let c = 0; c < dim; c++) data[r * dim + c] += coefficient * dictionary[a * dim + c];
+    }
+  }
+  return { vectors: { data, rows, cols: dim }, dictionary };
+}
+
+function recommended(architecture: SaeArchitecture, overrides: Partial<SaeTraining> = {}): SaeTraining {
+  return { ...presetTraining("recommended", architecture), batchSize: 64, seed: 3, ...overrides };
+}
+
+function setWeights(model: SaeModel, values: Record<SaeParameterName, number[]>): void {
+  for (const name of SAE_PARAMETER_NAMES) {
+    const v = model.named()[name];
+    v.assign(tf.tensor(values[name], v.shape));
+  }
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+interface PostFixture {
+  lr: number;
+  weight_decay: number;
+  l1: number;
+  batch: number[];
+  shape: [number, number, number];
+  initial: Record<SaeParameterName, number[]>;
+  steps: { loss: number; recon: number; compl: number; grads: Record<SaeParameterName, number[]>; after: Record<SaeParameterName, number[]> }[];
+}
+
+describe("the post preset against PyTorch", () => {
+  it("two Adam steps of the post's code give the same losses, gradients and weights as PyTorch 1.13", () => {
+    const fx = JSON.parse(readFileSync(join("test", "fixtures", "sae", "post_step.json"), "utf8")) as PostFixture;
+    const [n, d, m] = fx.shape;
+    const training: SaeTraining = { ...presetTraining("post", "relu"), l1: fx.l1, learningRate: fx.lr, weightDecay: fx.weight_decay, batchSize: n, seed: 0 };
+    const sae = createSae({ preset: "post", architecture: "relu", inputDim: d, dictionarySize: m, training });
+    setWeights(sae, fx.initial);
+    sae.syncDecoderTranspose();
+    const adam = new Adam(sae.named(), fx.weight_decay);
+    const x = tf.tensor2d(fx.batch, [n, d]);
+    // Step 1's gradients, before any update.
+    const grads = tf.tidy(() => {
+      const g = saeGradients(sae, x, fx.l1, null).grads;
+      return Object.fromEntries(SAE_PARAMETER_NAMES.map((name) => [name, Array.from(g[name].dataSync())]));
+    }) as unknown as Record<SaeParameterName, number[]>;
+    for (const name of SAE_PARAMETER_NAMES) expect(maxAbsDiff(grads[name], fx.steps[0].grads[name])).toBeLessThan(2e-5);
+    for (const expected of fx.steps) {
+      const stats = saeStep(sae, adam, x, fx.lr, fx.l1);
+      expect(stats.loss).toBeCloseTo(expected.loss, 3);
+      expect(stats.recon).toBeCloseTo(expected.recon, 4);
+      expect(stats.sparsity).toBeCloseTo(expected.compl, 3);
+      for (const name of SAE_PARAMETER_NAMES) {
+        const after = sae.named()[name].dataSync();
+        // Adam moves each weight by ~lr (1e-3) per step: a 1e-6 match means every update is right.
+        expect(maxAbsDiff(after, expected.after[name])).toBeLessThan(1e-6 * 5);
+      }
+    }
+    x.dispose();
+    adam.dispose();
+    sae.dispose();
+  });
+});
+
+/** The loss of saeGradients written with plain TF.js ops, for autodiff (masks and AuxK targets held fixed). */
+function autodiffGradients(sae: SaeModel, x: tf.Tensor2D, l1: number, deadMask: tf.Tensor1D | null, deadCount: number): Record<SaeParameterName, Float32Array> {
+  return tf.tidy(() => {
+    const p = sae.params;
+    const t = sae.meta.training;
+    const xs = scaleForTraining(sae, x);
+    const n = x.shape[0];
+    const pre0 = tf.add(tf.matMul(tf.sub(xs, p.biasDecoder), p.weightEncoder), p.biasEncoder) as tf.Tensor2D;
+    const mask = activeMask(pre0, sae.meta.architecture, sae.meta.k ?? 0);
+    const e0 = tf.sub(tf.add(tf.matMul(tf.mul(pre0, mask), p.weightDecoder), p.biasDecoder), xs);
+    let auxMask: tf.Tensor | null = null;
+    if (deadMask !== null) {
+      const kAux = Math.min(t.auxK, deadCount);
+      const preDead = tf.add(pre0, tf.mul(tf.sub(1, deadMask), -1e30));
+      const kth = tf.topk(preDead as tf.Tensor2D, kAux).values.slice([0, kAux - 1], [n, 1]);
+      auxMask = tf.mul(tf.cast(tf.greaterEqual(preDead, kth), "float32"), deadMask);
+    }
+    const residual = tf.neg(e0);
+    const energy = tf.sum(tf.square(residual));
+    const { grads } = tf.variableGrads(() => {
+      const pre = tf.add(tf.matMul(tf.sub(xs, p.biasDecoder), p.weightEncoder), p.biasEncoder);
+      const f = tf.mul(pre, mask);
+      const e = tf.sub(tf.add(tf.matMul(f, p.weightDecoder), p.biasDecoder), xs);
+      let loss: tf.Scalar = t.loss === "post-l2" ? tf.add(tf.sqrt(tf.sum(tf.square(e))), tf.mul(tf.sum(f), l1)) : tf.div(tf.add(tf.sum(tf.square(e)), tf.mul(tf.sum(f), l1)), n);
+      if (auxMask !== null) {
+        const a = tf.mul(pre, auxMask);
+        loss = tf.add(loss, tf.div(tf.mul(tf.sum(tf.square(tf.sub(tf.matMul(a, p.weightDecoder), residual))), t.auxKCoefficient), energy));
+      }
+      return loss;
+    }, Object.values(sae.named()));
+    const byName = sae.named();
+    return Object.fromEntries(SAE_PARAMETER_NAMES.map((name) => [name, grads[byName[name].name].dataSync() as Float32Array])) as Record<SaeParameterName, Float32Array>;
+  });
+}
+
+describe("hand-written gradients", () => {
+  const cases: { what: string; architecture: SaeArchitecture; dead: boolean; post: boolean }[] = [
+    { what: "post loss, relu", architecture: "relu", dead: false, post: true },
+    { what: "mse loss, relu", architecture: "relu", dead: false, post: false },
+    { what: "mse loss, topk", architecture: "topk", dead: false, post: false },
+    { what: "mse loss, relu, AuxK on dead features", architecture: "relu", dead: true, post: false },
+    { what: "mse loss, topk, AuxK on dead features", architecture: "topk", dead: true, post: false },
+  ];
+  for (const c of cases) {
+    it(`match TF.js autodiff: ${c.what}`, () => {
+      const { vectors } = planted(24, 10, 12, 3, 5);
+      const training: SaeTraining = c.post ? { ...presetTraining("post", c.architecture), batchSize: 24, seed: 1 } : recommended(c.architecture, { auxK: 4 });
+      const sae = createSae({ preset: c.post ? "post" : "recommended", architecture: c.architecture, inputDim: 10, dictionarySize: 16, k: 3, training });
+      sae.params.biasEncoder.assign(tf.randomNormal([16], 0, 0.3, "float32", 9));
+      sae.params.biasDecoder.assign(tf.randomNormal([10], 0, 0.3, "float32", 8));
+      const x = tf.tensor2d(vectors.data, [24, 10]);
+      const deadValues = Float32Array.from({ length: 16 }, (_, j) => (j % 3 === 0 ? 1 : 0));
+      const dead = c.dead ? { mask: tf.tensor1d(deadValues), count: 6 } : null;
+      const mine = tf.tidy(() => {
+        const g = saeGradients(sae, x, 0.3, dead).grads;
+        return Object.fromEntries(SAE_PARAMETER_NAMES.map((name) => [name, g[name].dataSync() as Float32Array]));
+      }) as unknown as Record<SaeParameterName, Float32Array>;
+      const reference = autodiffGradients(sae, x, 0.3, dead === null ? null : dead.mask, 6);
+      for (const name of SAE_PARAMETER_NAMES) {
+        const scale = Math.max(1e-3, ...Array.from(reference[name], Math.abs));
+        expect(maxAbsDiff(mine[name], reference[name]) / scale, name).toBeLessThan(1e-4);
+      }
+      if (c.dead) {
+        // AuxK reaches the dead features' encoder columns: without it their gradient would be 0 where they never fire.
+        const noAux = tf.tidy(() => saeGradients(sae, x, 0.3, null).grads.bias_encoder.dataSync());
+        const withAux = mine.bias_encoder;
+        expect(deadValues.some((isDead, j) => isDead === 1 && withAux[j] !== noAux[j])).toBe(true);
+      }
+      tf.dispose([x, dead === null ? [] : dead.mask]);
+      sae.dispose();
+    });
+  }
+});
+
+describe("training", () => {
+  it("with λ = 0 and a dictionary at least the input size, reconstruction explains > 99 % of the variance", async () => {
+    const { vectors } = planted(512, 16, 24, 4, 11);
+    const sae = createSae({ preset: "recommended", architecture: "relu", inputDim: 16, dictionarySize: 32, training: recommended("relu", { l1: 0, epochs: 30, learningRate: 1e-2, batchSize: 32 }) });
+    const history = await trainSae(sae, vectors, { progress: "silent" });
+    expect(history[history.length - 1].explainedVariance).toBeGreaterThan(0.99);
+    expect(sae.meta.metrics?.explainedVariance).toBe(history[history.length - 1].explainedVariance);
+    sae.dispose();
+  });
+
+  it("L0 falls as λ rises on fixed data", async () => {
+    const { vectors } = planted(384, 16, 24, 3, 12);
+    const l0: number[] = [];
+    for (const l1 of [0.03, 0.3, 3]) {
+      const sae = createSae({ preset: "recommended", architecture: "relu", inputDim: 16, dictionarySize: 32, training: recommended("relu", { l1, epochs: 8, learningRate: 3e-3 }) });
+      const history = await trainSae(sae, vectors, { progress: "silent" });
+      sae.dispose();
+      l0.push(history[history.length - 1].l0);
+    }
+    expect(l0[0]).toBeGreaterThan(l0[1]);
+    expect(l0[1]).toBeGreaterThan(l0[2]);
+  });
+
+  it("keeps every decoder row at unit norm after every recommended step", async () => {
+    const { vectors } = planted(256, 16, 24, 3, 13);
+    const sae = createSae({ preset: "recommended", architecture: "relu", inputDim: 16, dictionarySize: 32, training: recommended("relu", { epochs: 2 }) });
+    let checked = 0;
+    await trainSae(sae, vectors, {
+      progress: "silent",
+      onStep: () => {
+        const norms = tf.tidy(() => tf.norm(sae.params.weightDecoder, 2, 1).dataSync());
+        for (const norm of norms) expect(Math.abs(norm - 1)).toBeLessThan(1e-5);
+        checked++;
+      },
+    });
+    expect(checked).toBe(8);
+    sae.dispose();
+  });
+
+  for (const architecture of ["relu", "topk"] as const) {
+    it(`recovers a planted dictionary (${architecture}): mean best cosine > 0.9`, async () => {
+      const atoms = 16;
+      const { vectors, dictionary } = planted(2048, 24, atoms, 3, 21);
+      const training = recommended(architecture, { epochs: 25, learningRate: 4e-3, l1: architecture === "relu" ? 0.3 : 0, batchSize: 128 });
+      const sae = createSae({ preset: "recommended", architecture, inputDim: 24, dictionarySize: 32, k: 3, training });
+      await trainSae(sae, vectors, { progress: "silent" });
+      const wd = sae.params.weightDecoder.dataSync();
+      let total = 0;
+      for (let a = 0; a < atoms; a++) {
+        let best = -1;
+        for (let j = 0; j < 32; j++) {
+          let dot = 0;
+          let norm = 0;
+          for (let c = 0; c < 24; c++) {
+            dot += dictionary[a * 24 + c] * wd[j * 24 + c];
+            norm += wd[j * 24 + c] ** 2;
+          }
+          best = Math.max(best, dot / Math.sqrt(norm));
+        }
+        total += best;
+      }
+      expect(total / atoms).toBeGreaterThan(0.9);
+      sae.dispose();
+    });
+  }
+
+  it("does not grow the number of tensors across steps", async () => {
+    const { vectors } = planted(256, 16, 24, 3, 14);
+    const sae = createSae({ preset: "recommended", architecture: "topk", inputDim: 16, dictionarySize: 32, k: 4, training: recommended("topk", { epochs: 3, deadAfterRows: 64 }) });
+    const counts: number[] = [];
+    await trainSae(sae, vectors, { progress: "silent", onStep: () => counts.push(tf.memory().numTensors) });
+    expect(counts.length).toBe(12);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    sae.dispose();
+  });
+
+  it("names the problem with wrong-width or NaN vectors", async () => {
+    const sae = createSae({ preset: "post", architecture: "relu", inputDim: 16, dictionarySize: 8, training: { ...presetTraining("post", "relu"), batchSize: 8, seed: 0 } });
+    await expect(trainSae(sae, { data: new Float32Array(40), rows: 4, cols: 10 }, { progress: "silent" })).rejects.toThrow(/10 values per row but the SAE takes 16/);
+    const bad = new Float32Array(64).fill(1);
+    bad[2 * 16 + 5] = Number.NaN;
+    await expect(trainSae(sae, { data: bad, rows: 4, cols: 16 }, { progress: "silent" })).rejects.toThrow(/row 2 has a NaN value/);
+    sae.dispose();
+  });
+
+  it("resumes from its per-epoch checkpoint exactly where an uninterrupted run would be", async () => {
+    const { vectors } = planted(200, 12, 16, 3, 15);
+    const make = (): SaeModel => createSae({ preset: "recommended", architecture: "topk", inputDim: 12, dictionarySize: 24, k: 3, training: recommended("topk", { epochs: 3, batchSize: 50, deadAfterRows: 100 }) });
+    const whole = make();
+    const wholeHistory = await trainSae(whole, vectors, { progress: "silent" });
+    // A run killed after epoch 2: made by training 2 epochs with checkpoints, then labelling the checkpoint as the
+    // 3-epoch recipe's (the shuffle of an epoch depends only on the seed and the epoch number).
+    const dir = mkdtempSync(join(tmpdir(), "sae-ckpt-"));
+    const checkpoint = join(dir, "sae-checkpoint");
+    const first = make();
+    first.meta = { ...first.meta, training: { ...first.meta.training, epochs: 2 } };
+    await trainSae(first, vectors, { progress: "silent", checkpointDir: checkpoint });
+    first.dispose();
+    const progress = JSON.parse(readFileSync(join(checkpoint, "sae.json"), "utf8")) as { training: SaeTraining };
+    writeFileSync(join(checkpoint, "sae.json"), JSON.stringify({ ...JSON.parse(readFileSync(join(checkpoint, "sae.json"), "utf8")), training: { ...progress.training, epochs: 3 } }));
+    const resumed = make();
+    let resumedAfter = -1;
+    const history = await trainSae(resumed, vectors, { progress: "silent", checkpointDir: checkpoint, onResume: (epoch) => (resumedAfter = epoch) });
+    expect(resumedAfter).toBe(2);
+    expect(history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    expect(history[2].loss).toBeCloseTo(wholeHistory[2].loss, 5);
+    expect(maxAbsDiff(resumed.params.weightDecoder.dataSync(), whole.params.weightDecoder.dataSync())).toBeLessThan(1e-5);
+    // Another recipe's checkpoint starts from scratch.
+    const other = createSae({ preset: "recommended", architecture: "topk", inputDim: 12, dictionarySize: 24, k: 4, training: recommended("topk", { epochs: 1, batchSize: 50 }) });
+    let otherResumed = false;
+    const otherHistory = await trainSae(other, vectors, { progress: "silent", checkpointDir: checkpoint, onResume: () => (otherResumed = true) });
+    expect(otherResumed).toBe(false);
+    expect(otherHistory).toHaveLength(1);
+    rmSync(dir, { recursive: true, force: true });
+    for (const m of [whole, resumed, other]) m.dispose();
+  });
+
+  it("parses sweep values for λ and k, refusing others", () => {
+    expect(parseSweep("", "relu")).toEqual([]);
+    expect(parseSweep("0.1,1,1e1", "relu")).toEqual([0.1, 1, 10]);
+    expect(parseSweep("8,16", "topk")).toEqual([8, 16]);
+    expect(() => parseSweep("8,2.5", "topk")).toThrow(/"2.5" is not a whole k/);
+  });
+});
