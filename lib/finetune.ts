@@ -22,6 +22,7 @@
 
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { Adam } from "./adam";
 import { tf } from "./backend";
 import type { Preset, RunConfig } from "./config";
 import { openRunDataset } from "./datasets";
@@ -114,72 +115,6 @@ export function finetuneLoss(e: tf.Tensor2D, r: tf.Tensor2D, targets: tf.Tensor2
     }
     return { loss: tf.add(contrastive, orientation) as tf.Scalar, contrastive, orientation };
   });
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Adam, as torch.optim.Adam (betas 0.9, 0.999, eps 1e-8, no weight decay), with its state as plain arrays
-
-export class Adam {
-  readonly m: tf.Variable[];
-  readonly v: tf.Variable[];
-  step = 0;
-
-  constructor(
-    readonly params: readonly tf.Variable[],
-    readonly learningRate: number,
-    readonly beta1 = 0.9,
-    readonly beta2 = 0.999,
-    readonly eps = 1e-8,
-  ) {
-    this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
-  }
-
-  /** One update; `grads[i]` belongs to `params[i]` (null: no gradient, parameter left alone). */
-  apply(grads: readonly (tf.Tensor | null)[]): void {
-    this.step++;
-    const bc1 = 1 - this.beta1 ** this.step;
-    const bc2 = 1 - this.beta2 ** this.step;
-    tf.tidy(() => {
-      this.params.forEach((p, i) => {
-        const g = grads[i];
-        if (g === null) return;
-        const m = tf.add(tf.mul(this.m[i], this.beta1), tf.mul(g, 1 - this.beta1));
-        const v = tf.add(tf.mul(this.v[i], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        this.m[i].assign(m);
-        this.v[i].assign(v);
-        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), this.eps);
-        p.assign(tf.sub(p, tf.mul(tf.div(m, denom), this.learningRate / bc1)));
-      });
-    });
-  }
-
-  /** The moments, flat: all of m (in parameter order), then all of v. */
-  state(): Float32Array {
-    const size = this.m.reduce((s, t) => s + t.size, 0);
-    const out = new Float32Array(2 * size);
-    let at = 0;
-    for (const t of [...this.m, ...this.v]) {
-      out.set(t.dataSync() as Float32Array, at);
-      at += t.size;
-    }
-    return out;
-  }
-
-  load(state: Float32Array, step: number): void {
-    const size = this.m.reduce((s, t) => s + t.size, 0);
-    if (state.length !== 2 * size) throw new Error(`Adam state holds ${state.length} values, this model needs ${2 * size}: the checkpoint is of another model`);
-    let at = 0;
-    for (const t of [...this.m, ...this.v]) {
-      t.assign(tf.tensor(state.subarray(at, at + t.size), t.shape));
-      at += t.size;
-    }
-    this.step = step;
-  }
-
-  dispose(): void {
-    for (const t of [...this.m, ...this.v]) t.dispose();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -499,7 +434,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const total = totalSteps(count, settings);
   const stepsPerEpoch = Math.ceil(count / settings.batchSize);
   const fingerprint = fingerprintOf(options);
-  const adam = new Adam(model.trainable, settings.learningRate);
+  const adam = new Adam(model.trainable, { learningRate: settings.learningRate });
   const stepOptions: StepOptions = { loss: settings, chunkSize: settings.chunkSize, training: options.training };
   let state: TrainingState = { step: 0, epoch: 0, seed: settings.seed, order: shuffledOrder(count, settings.seed, 0), history: [], fingerprint };
   let resumedFrom: number | null = null;

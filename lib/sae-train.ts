@@ -17,6 +17,7 @@
 import { existsSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Adam } from "./adam";
 import { tf } from "./backend";
 import type { Preset, RunConfig, SaeConfig } from "./config";
 import type { Figure, Trace } from "./figures";
@@ -49,68 +50,29 @@ export interface Vectors {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Adam, exactly as torch.optim.Adam (PyTorch 1.13, weight_decay as an L2 term added to the gradient).
+// The optimiser: lib/adam.ts (torch.optim.Adam), over the parameters in SAE_PARAMETER_NAMES order.
 
-export class Adam {
-  private step = 0;
-  private readonly m: Record<SaeParameterName, tf.Variable>;
-  private readonly v: Record<SaeParameterName, tf.Variable>;
+/** Adam over the SAE's parameters, in SAE_PARAMETER_NAMES order, with the recipe's weight decay. */
+export function saeOptimizer(model: SaeModel, weightDecay: number): Adam {
+  const named = model.named();
+  return new Adam(SAE_PARAMETER_NAMES.map((n) => named[n]), { weightDecay });
+}
 
-  constructor(
-    private readonly params: Record<SaeParameterName, tf.Variable>,
-    private readonly weightDecay: number,
-    private readonly beta1 = 0.9,
-    private readonly beta2 = 0.999,
-    private readonly eps = 1e-8,
-  ) {
-    const zeros = (): Record<SaeParameterName, tf.Variable> =>
-      Object.fromEntries(SAE_PARAMETER_NAMES.map((n) => [n, tf.variable(tf.zerosLike(params[n]), false)])) as Record<SaeParameterName, tf.Variable>;
-    this.m = zeros();
-    this.v = zeros();
+/** The moments by name (m_<param>, v_<param>), for a checkpoint. */
+function adamMoments(adam: Adam): Record<string, tf.Variable> {
+  return Object.fromEntries(SAE_PARAMETER_NAMES.flatMap((n, i) => [[`m_${n}`, adam.m[i]], [`v_${n}`, adam.v[i]]]));
+}
+
+/** Continues from a checkpoint's moments and step count. */
+function restoreAdam(adam: Adam, moments: ReadonlyMap<string, SafetensorsTensor>, steps: number): void {
+  for (const [key, v] of Object.entries(adamMoments(adam))) {
+    const t = moments.get(key);
+    if (t === undefined || t.shape.join(",") !== v.shape.join(",")) throw new Error(`the SAE checkpoint's optimiser state has no matching "${key}": delete the checkpoint folder to start over`);
+    const values = tf.tensor(t.data as Float32Array, v.shape);
+    v.assign(values);
+    values.dispose();
   }
-
-  get steps(): number {
-    return this.step;
-  }
-
-  /** One update of every parameter (call inside tf.tidy). */
-  apply(grads: Record<SaeParameterName, tf.Tensor>, lr: number): void {
-    this.step++;
-    const bc1 = 1 - this.beta1 ** this.step;
-    const bc2Sqrt = Math.sqrt(1 - this.beta2 ** this.step);
-    for (const name of SAE_PARAMETER_NAMES) {
-      const p = this.params[name];
-      const g = this.weightDecay === 0 ? grads[name] : tf.add(grads[name], tf.mul(p, this.weightDecay));
-      const m = tf.add(tf.mul(this.m[name], this.beta1), tf.mul(g, 1 - this.beta1));
-      const v = tf.add(tf.mul(this.v[name], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-      this.m[name].assign(m);
-      this.v[name].assign(v);
-      const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.eps);
-      p.assign(tf.sub(p, tf.mul(tf.div(m, denom), lr / bc1)));
-    }
-  }
-
-  /** The moments by name (m_<param>, v_<param>), for a checkpoint. */
-  moments(): Record<string, tf.Variable> {
-    return Object.fromEntries(SAE_PARAMETER_NAMES.flatMap((n) => [[`m_${n}`, this.m[n]], [`v_${n}`, this.v[n]]]));
-  }
-
-  /** Continues from a checkpoint's moments and step count. */
-  restore(moments: ReadonlyMap<string, SafetensorsTensor>, steps: number): void {
-    for (const [key, v] of Object.entries(this.moments())) {
-      const t = moments.get(key);
-      if (t === undefined || t.shape.join(",") !== v.shape.join(",")) throw new Error(`the SAE checkpoint's optimiser state has no matching "${key}": delete the checkpoint folder to start over`);
-      v.assign(tf.tensor(t.data as Float32Array, v.shape));
-    }
-    this.step = steps;
-  }
-
-  dispose(): void {
-    for (const name of SAE_PARAMETER_NAMES) {
-      this.m[name].dispose();
-      this.v[name].dispose();
-    }
-  }
+  adam.step = steps;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -215,7 +177,7 @@ export function saeStep(
       // Remove the component of each decoder row's gradient parallel to that (unit) row.
       grads.weight_decoder = tf.sub(grads.weight_decoder, tf.mul(tf.sum(tf.mul(grads.weight_decoder, wd), 1, true), wd));
     }
-    adam.apply(grads, lr);
+    adam.apply(SAE_PARAMETER_NAMES.map((n) => grads[n]), lr);
     if (model.meta.training.unitNormDecoder) wd.assign(normaliseRows(wd));
     model.decoderT.assign(tf.transpose(wd));
     const order = ["loss", "recon", "sparsity", "aux", "sse", "active"] as const;
@@ -346,7 +308,7 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
   const warmupSteps = Math.round(t.warmupFraction * t.epochs * stepsPerEpoch);
   const deadAfter = t.deadAfterRows ?? n;
   const rowsSinceFired = new Float64Array(m);
-  const adam = new Adam(model.named(), t.weightDecay);
+  const adam = saeOptimizer(model, t.weightDecay);
   const batch = new Float32Array(t.batchSize * vectors.cols);
   const history: EpochMetrics[] = [];
   let firstEpoch = 1;
@@ -369,7 +331,7 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
         for (let start = 0; start < n; start += t.batchSize) {
           const rows = Math.min(t.batchSize, n - start);
           for (let r = 0; r < rows; r++) batch.set(vectors.data.subarray(order[start + r] * vectors.cols, (order[start + r] + 1) * vectors.cols), r * vectors.cols);
-          const step = adam.steps;
+          const step = adam.step;
           const ramp = warmupSteps > 0 ? Math.min(1, (step + 1) / warmupSteps) : 1;
           const dead = deadFeatures(rowsSinceFired, deadAfter);
           const x = tf.tensor2d(batch.subarray(0, rows * vectors.cols), [rows, vectors.cols]);
@@ -455,10 +417,10 @@ async function writeCheckpoint(dir: string, model: SaeModel, adam: Adam, rowsSin
   const old = `${dir}.old-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await saveSae(model, tmp);
-  await writeSafetensors(join(tmp, CHECKPOINT_ADAM), await tensorsOf(adam.moments()));
+  await writeSafetensors(join(tmp, CHECKPOINT_ADAM), await tensorsOf(adamMoments(adam)));
   const progress: CheckpointProgress = {
     format: "celeba-sae/sae-checkpoint@1",
-    adamSteps: adam.steps,
+    adamSteps: adam.step,
     rowsSinceFired: Array.from(rowsSinceFired),
     history: history.map((h) => ({ ...h, density: Array.from(h.density) })),
   };
@@ -481,7 +443,7 @@ async function resumeCheckpoint(dir: string, model: SaeModel, adam: Adam, rowsSi
     for (const [name, v] of Object.entries(model.named())) v.assign(saved.named()[name as SaeParameterName]);
     model.syncDecoderTranspose();
     model.meta = { ...model.meta, inputScaling: saved.meta.inputScaling };
-    adam.restore(await readSafetensors(join(dir, CHECKPOINT_ADAM)), progress.adamSteps);
+    restoreAdam(adam, await readSafetensors(join(dir, CHECKPOINT_ADAM)), progress.adamSteps);
     rowsSinceFired.set(progress.rowsSinceFired);
     return progress.history.map((h) => ({ ...h, density: Float64Array.from(h.density) }));
   } finally {

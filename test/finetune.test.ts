@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../lib/backend";
 import { applyOverrides, defaultConfig } from "../lib/config";
+import { Adam } from "../lib/adam";
 import {
-  Adam,
   batchGradients,
   contrastiveTargets,
   finetuneLoss,
@@ -224,7 +224,7 @@ describe("gradient cache", () => {
 describe("optimisation", () => {
   it("Adam's first step moves each parameter by lr · g / (|g| + eps), as torch.optim.Adam", () => {
     const p = tf.variable(tf.tensor1d([1, -2, 0.5]));
-    const adam = new Adam([p], 0.1);
+    const adam = new Adam([p], { learningRate: 0.1 });
     const g = tf.tensor1d([2, -4, 1e-3]);
     adam.apply([g]);
     const got = Array.from(p.dataSync());
@@ -235,7 +235,7 @@ describe("optimisation", () => {
 
   for (const chunkSize of [4, 6]) it(`steps on a fixed batch reduce the post's loss, and tf.memory().numTensors is the same after step 1 and step 10 (chunks of ${chunkSize} of 6)`, () => {
     const model = createStandIn();
-    const adam = new Adam(model.trainable, 1e-2);
+    const adam = new Adam(model.trainable, { learningRate: 1e-2 });
     const x = batchOf(6);
     const options = { loss: { preset: "post" as const, temperature: 0.1 }, chunkSize };
     const losses: number[] = [];
@@ -267,7 +267,7 @@ describe("with lib/resnet18's ResNet18 (width 4)", () => {
     const whole = run(6);
     expect(whole.length).toBe(model.trainable.length);
     expect(maxAbsDiff(run(4), whole)).toBeLessThan(1e-4);
-    const adam = new Adam(model.trainable, 1e-3);
+    const adam = new Adam(model.trainable, { learningRate: 1e-3 });
     const losses: number[] = [];
     let afterFirst = 0;
     for (let step = 1; step <= 10; step++) {

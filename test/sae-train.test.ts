@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/backend";
 import { activeMask, createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae";
-import { Adam, parseSweep, saeGradients, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae-train";
+import { parseSweep, saeGradients, saeOptimizer, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae-train";
 
 beforeAll(async () => {
   await initBackend();
@@ -82,7 +82,7 @@ describe("the post preset against PyTorch", () => {
     const sae = createSae({ preset: "post", architecture: "relu", inputDim: d, dictionarySize: m, training });
     setWeights(sae, fx.initial);
     sae.syncDecoderTranspose();
-    const adam = new Adam(sae.named(), fx.weight_decay);
+    const adam = saeOptimizer(sae, fx.weight_decay);
     const x = tf.tensor2d(fx.batch, [n, d]);
     // Step 1's gradients, before any update.
     const grads = tf.tidy(() => {
