@@ -1,4 +1,4 @@
-// `npm run bench [-- --only decode,sae,resnet] [--reps N] [--data FOLDER] [--images N]`
+// `npm run bench [-- --only decode,sae,resnet,demo] [--reps N] [--data FOLDER] [--images N]`
 //
 // Runs each workload in TF.js (bench/workloads.ts) and the same work in PyTorch on this machine
 // (bench/pytorch_baseline.py, Debian's python3-torch with 2 threads), and writes bench/results.md: medians, min–max,
@@ -8,10 +8,10 @@
 import { spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { initBackend, describeBackend } from "../lib/backend";
 import { projectRoot } from "../lib/paths";
-import { WORKLOADS, type Measurement, type BenchOptions } from "./workloads";
+import { CELEBA_FACES, WORKLOADS, type Measurement, type BenchOptions } from "./workloads";
 
 /** WASM SIMD (128-bit, no FMA) tops out near 80 GFLOP/s on these 2 cores (shared/notes/tfjs-on-cpu.md). */
 const WASM_CEILING_GFLOPS = 80;
@@ -75,7 +75,7 @@ function table(measurements: readonly Measurement[], baselines: Map<string, Base
       `${fmt(Math.min(...m.seconds))}–${fmt(Math.max(...m.seconds))}`,
       `${fmt(m.items / med)} ${m.unit}/s`,
       m.flops ? `${fmt(gflops)} (${fmt((100 * gflops) / WASM_CEILING_GFLOPS, 2)} %)` : "—",
-      `${Math.round(m.peakMb)} MB`,
+      Number.isFinite(m.peakMb) ? `${Math.round(m.peakMb)} MB` : "—",
       base ? `${fmt(baseMed)} s` : "—",
       base ? `${Math.round(base.peak_mb)} MB` : "—",
       base ? `${fmt(med / baseMed)}×` : "—",
@@ -83,6 +83,35 @@ function table(measurements: readonly Measurement[], baselines: Map<string, Base
   });
   const head = ["workload", "TF.js median", "min–max", "throughput", "GFLOP/s (of WASM ceiling)", "peak RSS", "PyTorch median", "PyTorch peak", "ratio to PyTorch"];
   return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+/** An SAE epoch over CelebA's 202,599 vectors is ⌈202,599 / 512⌉ = 396 steps: derived from the step's times. */
+const SAE_EPOCH_STEPS = Math.ceil(CELEBA_FACES / 512);
+
+function withSaeEpochs(measurements: readonly Measurement[]): Measurement[] {
+  return measurements.flatMap((m) => {
+    const match = /^sae step (\d+)$/.exec(m.name);
+    if (match === null) return [m];
+    const epoch: Measurement = { ...m, name: `sae epoch ${match[1]} (396 steps × step time)`, seconds: m.seconds.map((x) => x * SAE_EPOCH_STEPS), items: CELEBA_FACES, flops: (m.flops ?? 0) * SAE_EPOCH_STEPS };
+    return [m, epoch];
+  });
+}
+
+function baselineEpochs(baselines: Map<string, Baseline>): Map<string, Baseline> {
+  for (const [name, b] of [...baselines]) {
+    const match = /^sae step (\d+)$/.exec(name);
+    if (match !== null) baselines.set(`sae epoch ${match[1]} (396 steps × step time)`, { ...b, seconds: b.seconds.map((x) => x * SAE_EPOCH_STEPS) });
+  }
+  return baselines;
+}
+
+/** `npm run demo`'s wall time, from a fresh runs/demo/ (the synthetic dataset already generated). */
+function timeDemo(): Measurement {
+  rmSync(join(projectRoot(), "runs", "demo"), { recursive: true, force: true });
+  const started = performance.now();
+  const r = spawnSync("npx", ["tsx", "scripts/demo.ts"], { cwd: projectRoot(), stdio: "inherit" });
+  if (r.status !== 0) throw new Error("npm run demo failed: see its output above");
+  return { name: "npm run demo (dataset already generated)", seconds: [(performance.now() - started) / 1000], items: 1, unit: "run", peakMb: Number.NaN };
 }
 
 const options = parseArgs(process.argv.slice(2));
@@ -97,7 +126,9 @@ for (const workload of WORKLOADS.filter((w) => options.only.has(w.group))) {
   console.log(`${workload.name} …`);
   measurements.push(...(await workload.run(options)));
 }
-const baselines = pytorchBaselines(options);
+if (options.only.has("demo")) measurements.push(timeDemo());
+const rawBaselines = pytorchBaselines(options);
+const baselines = typeof rawBaselines === "string" ? rawBaselines : baselineEpochs(rawBaselines);
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
 const report = [
   "# Benchmarks",
@@ -109,7 +140,7 @@ const report = [
   `- PyTorch: Debian's python3-torch, \`torch.set_num_threads(2)\`. ${typeof baselines === "string" ? baselines : ""}`,
   `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
   "",
-  table(measurements, baselines),
+  table(withSaeEpochs(measurements), baselines),
   "",
 ].join("\n");
 writeFileSync(join(projectRoot(), "bench", "results.md"), report);

@@ -2,8 +2,14 @@
 // PyTorch, under the same name, so the report can put them side by side.
 
 import { join } from "node:path";
+import { Adam } from "../lib/adam";
+import { tf } from "../lib/backend";
+import { trainStep } from "../lib/finetune";
 import { openImageDataset } from "../lib/image-dataset";
 import { createImageLoader } from "../lib/image-loader";
+import { createResNet18 } from "../lib/resnet18";
+import { createSae, presetTraining } from "../lib/sae";
+import { saeOptimizer, saeStep } from "../lib/sae-train";
 
 export interface BenchOptions {
   readonly reps: number;
@@ -77,4 +83,75 @@ const decode: Workload = {
   },
 };
 
-export const WORKLOADS: readonly Workload[] = [decode];
+/** ResNet18's forward pass at 224×224: 1.82 G multiply-adds per image (torchvision's figure), ×2 for FLOPs. */
+const RESNET18_FLOPS_224 = 2 * 1.82e9;
+const resnetFlops = (size: number): number => RESNET18_FLOPS_224 * (size / 224) ** 2;
+
+/** One fine-tuning step of the post's loss (batch and its 180° copy, Adam), at the sizes of the notes. */
+const resnetTrain: Workload = {
+  name: "resnet18 train",
+  group: "resnet",
+  async run(options) {
+    const out: Measurement[] = [];
+    for (const [batch, size] of [[32, 64], [8, 224]] as const) {
+      const model = createResNet18({ width: 64, seed: 1 });
+      const adam = new Adam(model.trainable, { learningRate: 1e-3 });
+      const images = tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
+      const step = async (): Promise<void> => void trainStep(model, adam, images, null, { loss: { preset: "post", temperature: 0.1 }, chunkSize: batch });
+      const { result, peakMb } = await withPeakMemory(() => timed(step, options.reps));
+      // forward + backward ≈ 3 forwards, over the batch and its rotated copy
+      out.push({ name: `resnet18 train ${batch}x${size}`, seconds: result, items: batch, unit: "img", flops: 3 * 2 * batch * resnetFlops(size), peakMb });
+      tf.dispose([images]);
+      adam.dispose();
+      model.dispose();
+    }
+    return out;
+  },
+};
+
+/** Eval-mode embedding of a batch of 64 (notebook 03's work). */
+const resnetEmbed: Workload = {
+  name: "resnet18 embed",
+  group: "resnet",
+  async run(options) {
+    const out: Measurement[] = [];
+    const model = createResNet18({ width: 64, seed: 1 });
+    for (const size of [64, 224]) {
+      const images = tf.randomUniform([64, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
+      const embed = async (): Promise<void> => void tf.tidy(() => model.apply(images, false).dataSync());
+      const { result, peakMb } = await withPeakMemory(() => timed(embed, options.reps));
+      out.push({ name: `resnet18 embed 64x${size}`, seconds: result, items: 64, unit: "img", flops: 64 * resnetFlops(size), peakMb });
+      images.dispose();
+    }
+    model.dispose();
+    return out;
+  },
+};
+
+/** Vectors in an SAE epoch over CelebA (202,599 faces) and its steps at batch 512. */
+export const CELEBA_FACES = 202_599;
+
+/** One step of the post's SAE at batch 512 (d = 512), for the dictionaries of the notes. */
+const saeSteps: Workload = {
+  name: "sae step",
+  group: "sae",
+  async run(options) {
+    const out: Measurement[] = [];
+    const x = tf.randomNormal([512, 512], 0, 1, "float32", 3) as tf.Tensor2D;
+    for (const m of [512, 4096, 16384]) {
+      const training = { ...presetTraining("post", "relu"), batchSize: 512, seed: 1 };
+      const sae = createSae({ preset: "post", architecture: "relu", inputDim: 512, dictionarySize: m, training });
+      const adam = saeOptimizer(sae, training.weightDecay);
+      const step = async (): Promise<void> => void saeStep(sae, adam, x, training.learningRate, training.l1);
+      const { result, peakMb } = await withPeakMemory(() => timed(step, options.reps, 2));
+      // forward 4·B·d·m, backward ≈ 2× forward
+      out.push({ name: `sae step ${m}`, seconds: result, items: 512, unit: "vec", flops: 12 * 512 * 512 * m, peakMb });
+      adam.dispose();
+      sae.dispose();
+    }
+    x.dispose();
+    return out;
+  },
+};
+
+export const WORKLOADS: readonly Workload[] = [decode, resnetTrain, resnetEmbed, saeSteps];

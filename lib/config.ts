@@ -76,6 +76,10 @@ export interface InspectConfig {
   readonly features: string;
   /** Images per grid (the post: 16, a 4×4 grid). */
   readonly topImages: number;
+  /** SAE activations ranked after normalising each row ("rows", as the post) or as they are ("raw"). */
+  readonly normalize: "rows" | "raw";
+  /** Faces embedded with their 180° copies to measure each feature's rotation consistency. */
+  readonly rotationSample: number;
 }
 
 /** The blind interpretability test (notebook 06). */
@@ -170,7 +174,7 @@ export function defaultConfig(run = "dev"): RunConfig {
       k: 32,
       sweep: "",
     },
-    inspect: { features: "0-15", topImages: 16 },
+    inspect: { features: "0-15", topImages: 16, normalize: "rows", rotationSample: 256 },
     blindTest: { features: "16-31", rater: "auto", seed: 0 },
     export: { title: "Sparse Autoencoder", date: "", tags: "projects,interpretability,machine-learning", permalink: "" },
   };
@@ -225,6 +229,8 @@ const RULES: Readonly<Record<string, Rule>> = {
   "sae.sweep": { kind: "string", pattern: /^$|^[0-9.eE+-]+(,[0-9.eE+-]+)*$/, hint: 'comma-separated numbers like "0.01,0.1,1", or ""' },
   "inspect.features": FEATURES,
   "inspect.topImages": POSITIVE_INT,
+  "inspect.normalize": { kind: "choice", values: ["rows", "raw"] },
+  "inspect.rotationSample": POSITIVE_INT,
   "blindTest.features": FEATURES,
   "blindTest.rater": { kind: "choice", values: ["auto", "human"] },
   "blindTest.seed": ANY_INT,

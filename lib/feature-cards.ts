@@ -403,9 +403,6 @@ export function pairHistogram(cards: readonly FeatureCard[]): Figure {
 // ---------------------------------------------------------------------------------------------------------------
 // Rotation consistency
 
-/** Faces used to measure rotation consistency (evenly spread over the dataset). */
-export const ROTATION_SAMPLE = 256;
-
 /** Per feature, the correlation across faces of its activation on the face and on the face turned 180°. */
 export interface RotationConsistency {
   readonly images: number;
@@ -458,7 +455,7 @@ export function rotate180Nhwc(data: Float32Array, shape: readonly [number, numbe
 
 /**
  * How each feature behaves when the face is turned 180°, the transformation the fine-tuning's orientation loss
- * uses: the fine-tuned model embeds a sample of faces and their rotated copies, both are normalised per row (and
+ * uses: the fine-tuned model embeds a sample of faces (config.inspect.rotationSample, evenly spread) and their rotated copies, both are normalised per row (and
  * encoded by the SAE for the sparse features) as for the grids, and each feature's activations on originals and
  * rotated copies are correlated across the sample. Near 1: the feature ignores orientation; near 0 or below: it
  * responds to it.
@@ -472,7 +469,7 @@ export async function rotationConsistency(
   const path = finetunedModelPath(config.run);
   if (!existsSync(path)) throw new Error(`${displayPath(path)} does not exist: run notebook 02-finetune first`);
   const model = await loadResNet18(path);
-  const count = Math.min(options.sample ?? ROTATION_SAMPLE, dataset.count);
+  const count = Math.min(options.sample ?? config.inspect.rotationSample, dataset.count);
   const indices = Array.from({ length: count }, (_, i) => Math.floor((i * dataset.count) / count));
   const batchSize = options.batchSize ?? config.embed.batchSize;
   const d = model.embeddingSize;

@@ -6,11 +6,18 @@ import { runNotebooks } from "../lib/notebook-runner";
 import { projectRoot, runDir } from "../lib/paths";
 import { setup } from "../lib/setup";
 
+/**
+ * The demo's settings: the embedded synthetic faces, and a fine-tuning budget that fits a 2-core CPU in minutes
+ * (64×64 images, batches of 32, 20 steps). Everything else is the post's default; `npm run notebooks -- --run NAME`
+ * without these runs the post's full recipe (224×224, batch 128, one epoch).
+ */
+export const DEMO_SETTINGS = ["dataset=synthetic", "imageSize=64", "finetune.batchSize=32", "finetune.chunkSize=32", "finetune.maxSteps=20"];
+
 const started = Date.now();
 try {
   const env = setup();
   console.log(`Jupyter: ${env.python}; ${env.userKernel}`);
-  const result = await runNotebooks({ run: "demo", only: [], set: ["dataset=synthetic"], cellTimeout: 0, execute: true });
+  const result = await runNotebooks({ run: "demo", only: [], set: DEMO_SETTINGS, cellTimeout: 0, execute: true });
   const rel = (p: string): string => relative(projectRoot(), p) || ".";
   if (!result.ok) {
     console.error(`\nThe demo stopped: ${rel(result.failed ?? "")} failed. Its executed copy shows the failing cell and error.`);
