@@ -111,7 +111,8 @@ describe("checking images", () => {
 
     const pixels = await checkCelebAImages(layout, { depth: "pixels", progress: false });
     expect(pixels.unreadable).toEqual([join(images, "000005.jpg"), join(images, "000006.jpg"), join(images, "000007.jpg")]);
-    expect(pixels.errors[2]).toMatch(/premature end/i);
+    // libvips words a truncated JPEG either way, depending on when it notices.
+    expect(pixels.errors[2]).toMatch(/premature end|failOn/i);
   });
 
   it("checks a list of paths, including ones that do not exist", async () => {

@@ -30,7 +30,8 @@ const md = (source: string, tags: string[] = []): IpynbCell => ({ cell_type: "ma
 const stdout = (text: string) => ({ output_type: "stream" as const, name: "stdout", text });
 
 describe("scrubbing private values", () => {
-  const root = projectRoot();
+  // A root outside the temp folders, wherever this checkout lives (CI clones may be under /tmp).
+  const root = "/srv/work/celeba-sae";
   const values = privateValues({ root, env: ENV, home: "/home/alice" });
   const scrub = createScrubber(values);
 
