@@ -139,6 +139,7 @@ const report = [
   `- TF.js: ${describeBackend(backend).split("\n")[0].replace("TF.js backend: ", "")}.`,
   `- PyTorch: Debian's python3-torch, \`torch.set_num_threads(2)\`. ${typeof baselines === "string" ? baselines : ""}`,
   `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
+  "- Peak RSS is the whole process's: WASM memory is never returned to the system, so each row includes the rows above it.",
   "",
   table(withSaeEpochs(measurements), baselines),
   "",

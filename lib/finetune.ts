@@ -24,7 +24,7 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync
 import { basename, dirname, join, resolve } from "node:path";
 import { Adam } from "./adam";
 import { tf } from "./backend";
-import type { Preset, RunConfig } from "./config";
+import type { FinetuneConfig, Preset, RunConfig } from "./config";
 import { openRunDataset } from "./datasets";
 import { showFigure, type Figure } from "./figures";
 import type { ImageDataset } from "./image-dataset";
@@ -348,17 +348,8 @@ export function shuffledOrder(n: number, seed: number, epoch: number): number[] 
   return order;
 }
 
-export interface TrainSettings {
-  readonly preset: Preset;
-  readonly epochs: number;
-  readonly batchSize: number;
-  readonly chunkSize: number;
-  readonly learningRate: number;
-  readonly temperature: number;
-  readonly checkpointEvery: number;
-  readonly maxSteps: number | null;
-  readonly seed: number;
-}
+/** The fine-tuning settings of the config (without the weights file) and the run's seed. */
+export type TrainSettings = Omit<FinetuneConfig, "weights"> & { readonly seed: number };
 
 export interface TrainOptions {
   readonly model: ResNet18;

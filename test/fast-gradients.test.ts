@@ -1,6 +1,7 @@
 // Every custom gradient of lib/fast-gradients against TF.js's own gradients on the cpu backend (plain JavaScript
 // kernels, including the Conv2DBackpropFilter that WASM lacks), on random shapes as ResNet uses them.
 import { beforeAll, describe, expect, it } from "vitest";
+import { maxAbs, maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/backend";
 import {
   DILATED_FILTER_GRAD_MIN_PIXELS,
@@ -48,18 +49,6 @@ async function onBackend<T>(name: string, fn: () => T): Promise<T> {
   }
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
 
 /** Value and gradients of sum(f(inputs) · r) for a fixed random r, as plain arrays. */
 function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: readonly Float32Array[], shapes: readonly number[][], seed: number): Float32Array[] {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { maxAbsDiff } from "./numeric-helpers";
 import {
   BadImageError,
   centreSquare,
@@ -64,13 +65,6 @@ function referenceBilinear(image: RgbImage, outH: number, outW: number, float32 
     }
   }
   return out;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 function randomImage(width: number, height: number, seed: number): RgbImage {

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { maxAbs, maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/backend";
 import { createResNet18, loadResNet18, resnet18StateDictLayout, saveResNet18, type ResNet18 } from "../lib/resnet18";
 import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsTensor } from "../lib/safetensors";
@@ -33,18 +34,6 @@ function goldenInput(): tf.Tensor4D {
   return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape as [number, number, number, number]), [0, 2, 3, 1]));
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
 
 describe("state_dict layout", () => {
   it("has every key and shape of torchvision's resnet18 except fc, in torchvision's order", () => {

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/backend";
 import { activeMask, createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae";
 import { parseSweep, saeGradients, saeOptimizer, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae-train";
@@ -55,13 +56,6 @@ function setWeights(model: SaeModel, values: Record<SaeParameterName, number[]>)
     const v = model.named()[name];
     v.assign(tf.tensor(values[name], v.shape));
   }
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
 }
 
 interface PostFixture {
