@@ -57,7 +57,8 @@ export interface ExportResult {
 /** The executed notebooks of a run (runs/<run>/notebooks/NN-*.ipynb), in order; an error says how to make them. */
 export function executedNotebooks(run: string): string[] {
   const dir = join(runDir(run), "notebooks");
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort() : [];
+  // The series, without the notebook that publishes it (NN-publish.ipynb calls this while it runs).
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d\d-.*\.ipynb$/.test(f) && !/^\d\d-publish\.ipynb$/.test(f)).sort() : [];
   if (files.length === 0) {
     throw new Error(`run "${run}" has no executed notebooks in ${displayPath(dir)}/: run npm run notebooks -- --run ${run} first`);
   }

@@ -1,7 +1,7 @@
 // `npm run demo`: sets up Jupyter and the kernel if missing, then runs every notebook on the embedded synthetic
-// dataset into runs/demo/ and says where everything is.
-import { relative } from "node:path";
-import { exportRun } from "../lib/export-post";
+// dataset into runs/demo/ (the last one, 07-publish, exports the blog post) and says where everything is.
+import { readdirSync } from "node:fs";
+import { join, relative } from "node:path";
 import { runNotebooks } from "../lib/notebook-runner";
 import { projectRoot, runDir } from "../lib/paths";
 import { setup } from "../lib/setup";
@@ -23,13 +23,14 @@ try {
     console.error(`\nThe demo stopped: ${rel(result.failed ?? "")} failed. Its executed copy shows the failing cell and error.`);
     process.exit(1);
   }
-  const post = await exportRun("demo");
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
   console.log(`\nDone in ${minutes} min. Everything of this run is in ${rel(runDir("demo"))}/:`);
   console.log(`  config:             ${rel(runDir("demo"))}/config.json`);
   console.log(`  executed notebooks: ${result.executed.map(rel).join("\n                      ")}`);
-  console.log(`  blog post:          ${rel(post.markdown)} (${post.images.length} images beside it)`);
-  console.log(`  one-page HTML:      ${rel(post.html)}`);
+  const postDir = join(runDir("demo"), "post");
+  for (const file of readdirSync(postDir).filter((f) => f.endsWith(".md") || f.endsWith(".html"))) {
+    console.log(`  ${file.endsWith(".md") ? "blog post (07-publish)" : "one-page HTML"}: ${rel(join(postDir, file))}`);
+  }
   console.log(`Open the notebooks with: jupyter notebook ${rel(result.outputDir)}   (or jupyter lab, see README)`);
 } catch (e) {
   console.error(e instanceof Error ? e.message : e);

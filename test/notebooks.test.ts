@@ -132,4 +132,16 @@ describe("notebooks under real Jupyter", () => {
     // Parameters came from the run's config, not from the cells; paths shown are relative to the project.
     expect(text).not.toContain(projectRoot());
   });
+  it("07-publish exports the run's executed notebooks (without itself) as a post, inside the series", () => {
+    const r = spawnSync("npx", ["tsx", "scripts/run-notebooks.ts", "--run", run, "--only", "07"], { cwd: projectRoot(), encoding: "utf8" });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const text = streamText(readNotebook(join(runDir(run), "notebooks", "07-publish.ipynb")));
+    const md = /Markdown post: (\S+\.md)/.exec(text)?.[1];
+    expect(md).toBeDefined();
+    const post = readFileSync(join(projectRoot(), md as string), "utf8");
+    expect(post).toMatch(/^---\ntitle: 'Sparse Autoencoder'/);
+    expect(post).toContain("## 01 · Download and load the dataset");
+    expect(post).not.toContain("07 · Publish");
+    expect(post).toMatch(/!\[[^\]]*\]\(\/images\/posts\/\d{4}\/\d{2}\/sparse-autoencoder\/output_\d+_\d+\.png\)/);
+  });
 });
