@@ -2,6 +2,7 @@
 // Used by `npm run setup` and `npm run demo`; safe to run again (it only installs what is missing).
 
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { findJupyterPython, installUserKernelSpec, writeKernelSpec } from "./jupyter";
@@ -60,14 +61,45 @@ function installJupyter(): void {
   }
 }
 
+/** What only the tests need beyond the notebooks: numpy (a test reads our .npy back) and Chromium (browser tests). */
+export const DEBIAN_TEST_PACKAGES = { numpy: "python3-numpy", chromium: "chromium" } as const;
+export const CHROMIUM_PATH = "/usr/bin/chromium";
+
+/** The test-only packages that are missing here. */
+export function missingTestPackages(python: string): string[] {
+  const missing: string[] = [];
+  if (spawnSync(python, ["-c", "import numpy"], { stdio: "ignore" }).status !== 0) missing.push(DEBIAN_TEST_PACKAGES.numpy);
+  if (!existsSync(CHROMIUM_PATH)) missing.push(DEBIAN_TEST_PACKAGES.chromium);
+  return missing;
+}
+
+/** Installs the test-only packages with apt, or says exactly what to install. */
+function ensureTestPackages(python: string): void {
+  let missing = missingTestPackages(python);
+  if (missing.length === 0) return;
+  const apt = aptCommand();
+  if (apt !== undefined) {
+    const [cmd, ...pre] = apt;
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    if (run(cmd, [...pre, "update", "-q"], env)) run(cmd, [...pre, "install", "-y", "-q", ...missing], env);
+    missing = missingTestPackages(python);
+  }
+  if (missing.length > 0) {
+    throw new Error(`The tests need ${missing.join(" and ")} (Debian/Ubuntu: \`sudo apt-get install ${missing.join(" ")}\`). Install them, then run npm test again.`);
+  }
+}
+
 export interface SetupResult {
   readonly python: string;
   readonly kernelSpecDir: string;
   readonly userKernel: string;
 }
 
-/** Makes sure the notebooks can run: npm packages present, Jupyter's nbclient found or installed, kernel spec written. */
-export function setup(): SetupResult {
+/**
+ * Makes sure the notebooks can run: npm packages present, Jupyter's nbclient found or installed, kernel spec written;
+ * with `forTests`, also what only the tests need (numpy, Chromium).
+ */
+export function setup(options: { readonly forTests?: boolean } = {}): SetupResult {
   checkNodePackages();
   let python = findJupyterPython();
   if (python === undefined) {
@@ -82,6 +114,7 @@ export function setup(): SetupResult {
         "or set CELEBA_SAE_PYTHON to a Python that has it, then run this again.",
     );
   }
+  if (options.forTests === true) ensureTestPackages(python);
   const kernelSpecDir = writeKernelSpec();
   const user = installUserKernelSpec(python);
   return { python, kernelSpecDir, userKernel: user.message };

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { jupyterEnv, kernelSpec, KERNEL_NAME, pythonCandidates, writeKernelSpec } from "../lib/jupyter";
+import { findJupyterPython, jupyterEnv, kernelSpec, KERNEL_NAME, pythonCandidates, writeKernelSpec } from "../lib/jupyter";
 import { listNotebooks, parseRunnerArgs, selectNotebooks } from "../lib/notebook-runner";
 import { projectRoot } from "../lib/paths";
-import { checkNodePackages } from "../lib/setup";
+import { checkNodePackages, missingTestPackages } from "../lib/setup";
 
 describe("kernel spec", () => {
   it("starts the project's wrapper with this Node by absolute path, so PATH does not matter", () => {
@@ -27,8 +27,11 @@ describe("kernel spec", () => {
     expect(pythonCandidates({ CELEBA_SAE_PYTHON: "/venv/bin/python" })).toEqual(["/venv/bin/python", "/usr/bin/python3", "python3"]);
   });
 
-  it("finds every npm package the notebooks import", () => {
+  it("finds every npm package the notebooks import, and what the tests need (npm test's pretest installs it)", () => {
     expect(() => checkNodePackages()).not.toThrow();
+    const python = findJupyterPython();
+    expect(python).toBeDefined();
+    expect(missingTestPackages(python as string)).toEqual([]);
   });
 });
 
