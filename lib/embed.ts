@@ -18,6 +18,7 @@ import { createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "./npy";
 import { displayPath, runDir } from "./paths";
 import { ProgressBar, type ProgressMode } from "./progress";
 import { loadResNet18, type ResNet18 } from "./resnet18";
+import { checkFiniteRows } from "./sae";
 
 export function faceVectorsPath(run: string): string {
   return join(runDir(run), "face_vectors.npy");
@@ -219,10 +220,23 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
 }
 
 /** The run's face vectors (all rows: fine for notebooks on samples; 202,599 × 512 floats is 415 MB). */
+/** A face-vector file, checked: it exists, holds float32 [N, D], and no row has NaN or infinity. */
+export async function readFaceVectorsFile(path: string): Promise<{ data: Float32Array; rows: number; cols: number }> {
+  if (!existsSync(path)) throw new Error(`${path} does not exist: run notebook 03-embed first (it writes the face vectors)`);
+  const array = await readNpy(path);
+  if (array.dtype !== "float32" || array.shape.length !== 2) {
+    throw new Error(`${path} holds ${array.dtype} of shape [${array.shape.join(", ")}]; face vectors are float32 [N, 512]: re-run notebook 03-embed`);
+  }
+  const vectors = { data: array.data as Float32Array, rows: array.shape[0], cols: array.shape[1] };
+  checkFiniteRows(vectors.data, vectors.cols, path);
+  return vectors;
+}
+
+/** The run's face vectors (checked, see readFaceVectorsFile) and the dataset file of each row. */
 export async function readFaceVectors(run: string): Promise<{ vectors: Float32Array; rows: number; dim: number; files: string[] }> {
-  const array = await readNpy(faceVectorsPath(run));
+  const { data, rows, cols } = await readFaceVectorsFile(faceVectorsPath(run));
   const files = readFileSync(faceVectorsFilesPath(run), "utf8").split("\n").filter((line) => line !== "");
-  return { vectors: array.data as Float32Array, rows: array.shape[0], dim: array.shape[1], files };
+  return { vectors: data, rows, dim: cols, files };
 }
 
 /** Parts left by an interrupted embedding (for the notebook to say so). */

@@ -14,7 +14,7 @@ import { existsSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tf } from "./backend";
-import { createNpyWriter, openNpyReader, readNpy, type NpyWriter } from "./npy";
+import { createNpyWriter, openNpyReader, type NpyWriter } from "./npy";
 import { ProgressBar, type ProgressMode } from "./progress";
 import { checkFiniteRows, type SparseAutoencoder } from "./sae";
 import { yieldSometimes, type Vectors } from "./sae-train";
@@ -59,18 +59,6 @@ export interface ExtractOptions {
   /** Default 512 MiB. */
   readonly denseLimitBytes?: number;
   readonly progress?: ProgressMode;
-}
-
-/** Reads face_vectors.npy whole, with errors that say which notebook makes it. */
-export async function readFaceVectors(path: string): Promise<Vectors> {
-  if (!existsSync(path)) throw new Error(`${path} does not exist: run notebook 03-embed first (it writes the face vectors)`);
-  const array = await readNpy(path);
-  if (array.dtype !== "float32" || array.shape.length !== 2) {
-    throw new Error(`${path} holds ${array.dtype} of shape [${array.shape.join(", ")}]; face vectors are float32 [N, 512]: re-run notebook 03-embed`);
-  }
-  const vectors = { data: array.data as Float32Array, rows: array.shape[0], cols: array.shape[1] };
-  checkFiniteRows(vectors.data, vectors.cols, path);
-  return vectors;
 }
 
 /** Running top-K of one list of (row, value): a small unsorted buffer with its minimum tracked. */

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/backend";
 import { readNpy, writeNpy } from "../lib/npy";
 import { createSae, presetTraining, type SaeModel } from "../lib/sae";
-import { DENSE_FEATURES_FILE, extractFeatures, loadFeatureStats, readFaceVectors, saveFeatureStats } from "../lib/sae-features";
+import { readFaceVectorsFile } from "../lib/embed";
+import { DENSE_FEATURES_FILE, extractFeatures, loadFeatureStats, saveFeatureStats } from "../lib/sae-features";
 
 const dir = mkdtempSync(join(tmpdir(), "sae-features-test-"));
 beforeAll(async () => {
@@ -72,7 +73,7 @@ describe("extractFeatures", () => {
   });
 
   it("names the file and the fix for a missing file, a wrong width or a NaN row", async () => {
-    await expect(readFaceVectors(join(dir, "missing.npy"))).rejects.toThrow(/does not exist: run notebook 03-embed first/);
+    await expect(readFaceVectorsFile(join(dir, "missing.npy"))).rejects.toThrow(/does not exist: run notebook 03-embed first/);
     const sae = model();
     const wide = join(dir, "wide.npy");
     await writeNpy(wide, new Float32Array(3 * 9), [3, 9]);
@@ -81,7 +82,7 @@ describe("extractFeatures", () => {
     nan[150 * DIM + 2] = Number.NaN;
     const nanPath = join(dir, "nan.npy");
     await writeNpy(nanPath, nan, [ROWS, DIM]);
-    await expect(readFaceVectors(nanPath)).rejects.toThrow(/row 150 has a NaN value/);
+    await expect(readFaceVectorsFile(nanPath)).rejects.toThrow(/row 150 has a NaN value/);
     await expect(extractFeatures(sae, nanPath, { batchSize: 64, progress: "silent" })).rejects.toThrow(/row 150 has a NaN value/);
     await expect(loadFeatureStats(join(dir, "nowhere"))).rejects.toThrow(/run notebook 04-sae first/);
     sae.dispose();
