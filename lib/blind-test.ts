@@ -18,7 +18,7 @@ import sharp from "sharp";
 import { attributeBaseRates, autoRate } from "./auto-rater";
 import type { AttributeTable } from "./celeba-metadata";
 import type { Figure } from "./figures";
-import { Rng } from "./synthetic-faces-random";
+import { seededShuffle as shuffleWithKey } from "./synthetic-faces-random";
 
 export type FeatureKind = "dense" | "sparse";
 
@@ -81,15 +81,9 @@ function writeAtomic(path: string, data: string | Buffer): void {
   renameSync(temp, path);
 }
 
-/** Fisher–Yates with the seeded generator: the same seed, the same order. */
+/** The session's order: Fisher–Yates with the seeded generator (the same seed, the same order). */
 export function seededShuffle<T>(items: readonly T[], seed: number): T[] {
-  const out = [...items];
-  const rng = new Rng(seed, 0xb11d);
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
+  return shuffleWithKey(items, seed, 0xb11d);
 }
 
 /** A grid's pixels re-encoded as a bare PNG: nothing of the original file (text chunks, titles' metadata) survives. */

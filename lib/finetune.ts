@@ -34,7 +34,7 @@ import { readNpy, writeNpy } from "./npy";
 import { displayPath, projectRoot, runDir } from "./paths";
 import { ProgressBar, type ProgressMode } from "./progress";
 import { createResNet18, loadResNet18, saveResNet18, type ResNet18 } from "./resnet18";
-import { Rng } from "./synthetic-faces-random";
+import { seededShuffle } from "./synthetic-faces-random";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs
@@ -339,13 +339,7 @@ export type BatchSource = (order: Int32Array, batchSize: number) => AsyncIterabl
 
 /** Epoch `epoch`'s data order: a Fisher–Yates shuffle of 0 … n−1 keyed by (seed, epoch) (DataLoader(shuffle=True)). */
 export function shuffledOrder(n: number, seed: number, epoch: number): number[] {
-  const rng = new Rng(seed, 0x5eed, epoch);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  return seededShuffle(Array.from({ length: n }, (_, i) => i), seed, 0x5eed, epoch);
 }
 
 /** The fine-tuning settings of the config (without the weights file) and the run's seed. */

@@ -18,6 +18,7 @@ import { existsSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Adam } from "./adam";
+import { seededShuffle } from "./synthetic-faces-random";
 import { tf } from "./backend";
 import type { Preset, RunConfig, SaeConfig } from "./config";
 import type { Figure, Trace } from "./figures";
@@ -229,25 +230,9 @@ export function trainingSpaceStats(v: Vectors, model: SaeModel): { mean: Float64
   return { mean, totalVariance: sumSq - v.rows * meanSq };
 }
 
-/** A seeded permutation of 0..n-1 (mulberry32 + Fisher–Yates). */
+/** A seeded permutation of 0..n-1 (Fisher–Yates, the project's seeded generator). */
 export function shuffledOrder(n: number, seed: number): Uint32Array {
-  let state = seed >>> 0;
-  const random = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const tmp = order[i];
-    order[i] = order[j];
-    order[j] = tmp;
-  }
-  return order;
+  return Uint32Array.from(seededShuffle(Array.from({ length: n }, (_, i) => i), seed, 0x5ae));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-// Seeded randomness for the synthetic-faces generator: a 32-bit hash to derive independent streams from
-// (seed, purpose, index), the sfc32 generator for the draws of one stream, and a keyed permutation of
-// 0..n−1 (a Feistel network with cycle walking) that spreads an identity's images over the whole file list.
+// Seeded randomness for the synthetic-faces generator (and the project's shuffles): a 32-bit hash to derive
+// independent streams from (seed, purpose, index), the sfc32 generator for the draws of one stream, a seeded
+// Fisher–Yates shuffle, and a keyed permutation of 0..n−1 (a Feistel network with cycle walking) that spreads an
+// identity's images over the whole file list.
 // Everything here is pure integer arithmetic, so the same seed gives the same numbers on every platform.
 
 /** Murmur3's 32-bit finaliser: a bijective mix of one unsigned 32-bit integer. */
@@ -18,6 +19,17 @@ export function hash32(...values: readonly number[]): number {
   let h = 0x811c9dc5;
   for (const v of values) h = fmix32(Math.imul(h ^ (v >>> 0), 0x9e3779b1) + 0x7f4a7c15);
   return h;
+}
+
+/** Fisher–Yates over a copy of `items` with the stream keyed by `key`: the same key, the same order. */
+export function seededShuffle<T>(items: readonly T[], ...key: readonly number[]): T[] {
+  const out = [...items];
+  const rng = new Rng(...key);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }
 
 /** A stream of pseudo-random numbers (sfc32), with the few draws the generator needs. */
