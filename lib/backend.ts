@@ -8,10 +8,12 @@
 // backend that does not load is an error, never a silent fallback.
 
 import { createRequire } from "node:module";
+import os from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
 import { projectRoot } from "./paths";
+import { prepareWasmThreads, releaseWasmWorkers, WASM_THREADS_ENV, wasmThreadsWanted } from "./wasm-threads";
 
 export const BACKEND_ORDER = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKEND_ORDER)[number];
@@ -119,22 +121,39 @@ function nativeProbe(name: "tensorflow-gpu" | "tensorflow", pkg: string): Backen
   };
 }
 
-/** The WASM backend, with its .wasm files read from node_modules. */
+/** Starts the wasm backend, threaded when more than one thread is wanted; false when it did not initialise. */
+async function startWasm(packageDir: string, threads: number): Promise<boolean> {
+  if (threads === 1) return tf.setBackend("wasm");
+  const version = (requireFromProject()(join(packageDir, "package.json")) as { version: string }).version;
+  const undo = prepareWasmThreads({
+    packageDir, version, threads, requireFile: requireFromProject(),
+    setMultithreadFlag: (on) => tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", on),
+    setThreadsCount: (n) => wasm.setThreadsCount(n),
+  });
+  try {
+    if (!(await tf.setBackend("wasm"))) return false;
+  } finally {
+    undo();
+  }
+  releaseWasmWorkers((tf.backend() as unknown as { wasm?: unknown }).wasm);
+  return true;
+}
+
+/** The WASM backend, with its .wasm files read from node_modules, on as many threads as cores (CELEBA_SAE_WASM_THREADS). */
 const wasmProbe: BackendProbe = {
   name: "wasm",
   async load() {
     try {
-      const dist = join(requireFromProject().resolve("@tensorflow/tfjs-backend-wasm/package.json"), "..", "dist") + "/";
-      wasm.setWasmPaths(dist);
-      if (!(await tf.setBackend("wasm"))) return { ok: false, reason: "the wasm backend did not initialise" };
+      const packageDir = join(requireFromProject().resolve("@tensorflow/tfjs-backend-wasm/package.json"), "..");
+      wasm.setWasmPaths(join(packageDir, "dist") + "/");
+      const wanted = wasmThreadsWanted(process.env[WASM_THREADS_ENV], os.cpus().length);
+      if (!(await startWasm(packageDir, wanted))) return { ok: false, reason: "the wasm backend did not initialise" };
       const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
       const threads = wasm.getThreadsCount();
       const warnings = simd ? [] : ["WebAssembly SIMD is not available: the wasm backend runs several times slower"];
-      return {
-        ok: true,
-        details: `XNNPACK, SIMD ${simd ? "on" : "off"}, ${threads} thread${threads === 1 ? "" : "s"} (Node builds of tfjs-backend-wasm 4.x run single-threaded)`,
-        warnings,
-      };
+      if (threads < wanted) warnings.push(`the wasm backend runs ${threads} thread${threads === 1 ? "" : "s"} of the ${wanted} asked for`);
+      const build = threads > 1 ? "threaded build" : wanted === 1 ? `single-threaded: ${WASM_THREADS_ENV}=1` : "single-threaded";
+      return { ok: true, details: `XNNPACK, SIMD ${simd ? "on" : "off"}, ${threads} thread${threads === 1 ? "" : "s"} (${build})`, warnings };
     } catch (e) {
       return { ok: false, reason: errorText(e) };
     }
