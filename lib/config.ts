@@ -15,6 +15,10 @@ import { dataDir, projectRoot, runDir } from "./paths";
 
 export type Preset = "post" | "recommended";
 
+/** Who embeds the faces (notebook 03): see `EmbedConfig.engine`. */
+export const EMBED_ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
+export type EmbedEngineChoice = (typeof EMBED_ENGINES)[number];
+
 export interface SyntheticConfig {
   /** How many synthetic faces to generate. */
   readonly count: number;
@@ -48,6 +52,9 @@ export interface FinetuneConfig {
 /** Embedding every face (notebook 03). */
 export interface EmbedConfig {
   readonly batchSize: number;
+  /** "auto": onnxruntime-node when it is installed (several times faster on a CPU), else TF.js; "onnxruntime":
+   *  onnxruntime-node or an error; "tfjs": always TF.js. */
+  readonly engine: EmbedEngineChoice;
 }
 
 /** The sparse autoencoder (notebook 04). null values take the preset's value. */
@@ -161,7 +168,7 @@ export function defaultConfig(run = "dev"): RunConfig {
       maxSteps: null,
       weights: "",
     },
-    embed: { batchSize: 128 },
+    embed: { batchSize: 128, engine: "auto" },
     sae: {
       preset: "post",
       architecture: "relu",
@@ -217,6 +224,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "finetune.maxSteps": { kind: "int", min: 1, nullable: true },
   "finetune.weights": { kind: "string" },
   "embed.batchSize": POSITIVE_INT,
+  "embed.engine": { kind: "choice", values: EMBED_ENGINES },
   "sae.preset": PRESET,
   "sae.architecture": { kind: "choice", values: ["relu", "topk"] },
   "sae.dictionarySize": POSITIVE_INT,

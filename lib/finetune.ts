@@ -39,8 +39,9 @@ import { seededShuffle } from "./synthetic-faces-random";
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs
 
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
+/** torchvision's ImageNet normalisation (the `recommended` preset's input). */
+export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
 
 /** What the model sees: `post` the loader's [0, 1] pixels as they are (ToTensor()), `recommended` ImageNet-normalised. */
 export function preprocess(x: tf.Tensor4D, preset: Preset): tf.Tensor4D {

@@ -59,7 +59,8 @@ export interface StateDictEntry {
   readonly shape: readonly number[];
 }
 
-interface ConvLayout {
+/** One convolution of the architecture: its state_dict prefix, kernel, channels, stride and (symmetric) padding. */
+export interface ConvLayout {
   readonly name: string;
   readonly kernel: number;
   readonly inChannels: number;
@@ -68,7 +69,8 @@ interface ConvLayout {
   readonly pad: number;
 }
 
-interface BlockLayout {
+/** One BasicBlock: two convolutions with their BatchNorms, and the downsampling shortcut where shapes change. */
+export interface BlockLayout {
   readonly prefix: string;
   readonly conv1: ConvLayout;
   readonly bn1: string;
@@ -77,13 +79,15 @@ interface BlockLayout {
   readonly downsample?: { readonly conv: ConvLayout; readonly bn: string };
 }
 
-interface Layout {
+/** The whole network: the stem (conv1, bn1, relu, maxpool 3×3/2 pad 1) and the eight blocks, in order. */
+export interface ResNet18Layout {
   readonly stem: ConvLayout;
   readonly stemBn: string;
   readonly blocks: readonly BlockLayout[];
 }
 
-function resnetLayout(width: number): Layout {
+/** The architecture at this width, as `apply` runs it (for exporters such as lib/onnx-export). */
+export function resnet18Layout(width: number = RESNET18_WIDTH): ResNet18Layout {
   const conv = (name: string, kernel: number, inChannels: number, outChannels: number, stride: number): ConvLayout => ({
     name,
     kernel,
@@ -129,7 +133,7 @@ export function resnet18StateDictLayout(width: number = RESNET18_WIDTH): StateDi
       { name: `${name}.num_batches_tracked`, kind: "bn-count", shape: [] },
     );
   };
-  const layout = resnetLayout(width);
+  const layout = resnet18Layout(width);
   conv(layout.stem);
   bn(layout.stemBn, width);
   for (const block of layout.blocks) {
@@ -186,7 +190,7 @@ class ResNet18Model implements ResNet18 {
   readonly trainableNames: readonly string[];
   private readonly convs = new Map<string, Conv>();
   private readonly bns = new Map<string, BatchNorm>();
-  private readonly layout: Layout;
+  private readonly layout: ResNet18Layout;
   private disposed = false;
 
   constructor(
@@ -195,7 +199,7 @@ class ResNet18Model implements ResNet18 {
   ) {
     if (!Number.isInteger(width) || width < 1) throw new RangeError(`createResNet18: width must be a positive integer, got ${width}`);
     this.embeddingSize = 8 * width;
-    this.layout = resnetLayout(width);
+    this.layout = resnet18Layout(width);
     const scope = `resnet18_${++modelCount}`;
     const trainable: tf.Variable[] = [];
     const names: string[] = [];
