@@ -2,6 +2,9 @@
 // post's "Notably, we *DO NOT SHUFFLE*!" — into runs/<run>/face_vectors.npy (N × 512 float32, numpy-readable) and
 // runs/<run>/face_vectors.files.txt (the dataset-relative file of each row).
 //
+// Who computes the vectors is the run config's `embed.engine` (lib/onnx-embed): onnxruntime-node when it is installed
+// (the model exported to ONNX, also written to runs/<run>/resnet18.onnx), else TF.js; both give the same vectors.
+//
 // Resumable: rows are written in parts (runs/<run>/face_vectors.parts/part-000000.npy + .txt, each atomic); an
 // interrupted run keeps its finished parts and embeds only the rest. The parts are joined into face_vectors.npy at
 // the end and removed. A finished embedding of the same model and settings is not computed again.
@@ -9,12 +12,13 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf } from "./backend";
-import type { Preset, RunConfig } from "./config";
+import type { EmbedEngineChoice, Preset, RunConfig } from "./config";
 import { openRunDataset } from "./datasets";
 import { finetunedModelPath, imageCachePath, preprocess } from "./finetune";
 import type { ImageDataset } from "./image-dataset";
 import { createImageLoader, type ImageBatch } from "./image-loader";
 import { createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "./npy";
+import { chooseEmbedEngine, createOnnxEmbedder, describeEmbedEngine, loadOnnxRuntime, type Embedder, type OrtLoad } from "./onnx-embed";
 import { displayPath, runDir } from "./paths";
 import { ProgressBar, type ProgressMode } from "./progress";
 import { loadResNet18, type ResNet18 } from "./resnet18";
@@ -45,15 +49,51 @@ export function embedBatch(model: ResNet18, batch: ImageBatch, preset: Preset): 
   return tf.tidy(() => model.apply(preprocess(tf.tensor4d(batch.data, batch.shape), preset), false).dataSync() as Float32Array);
 }
 
+export interface EmbedderOptions {
+  /** Where the ONNX export is also written (ONNX Runtime only). */
+  readonly onnxPath?: string;
+  /** Replaces loading onnxruntime-node (tests). */
+  readonly loadOnnxRuntime?: () => OrtLoad;
+}
+
+/**
+ * The embedder `choice` asks for (config `embed.engine`): ONNX Runtime running the exported model where
+ * onnxruntime-node loads ("auto", "onnxruntime"), else TF.js running `embedBatch`. A forced "onnxruntime" that does
+ * not load is an error naming the fix. Close it after use; the model stays the caller's.
+ */
+export async function createEmbedder(model: ResNet18, preset: Preset, choice: EmbedEngineChoice, options: EmbedderOptions = {}): Promise<Embedder> {
+  const engine = chooseEmbedEngine(choice, options.loadOnnxRuntime ?? (() => loadOnnxRuntime()));
+  let why = engine.name === "tfjs" ? engine.why : "";
+  if (engine.name === "onnxruntime") {
+    try {
+      return await createOnnxEmbedder(model, preset, engine, { savePath: options.onnxPath });
+    } catch (error) {
+      if (choice === "onnxruntime") throw error;
+      why = `onnxruntime-node ${engine.version} could not run the model (${(error instanceof Error ? error.message : String(error)).split("\n")[0]})`;
+    }
+  }
+  const description = describeEmbedEngine({ name: "tfjs", why }, tf.getBackend());
+  return {
+    engine: "tfjs",
+    description,
+    embed: (batch) => Promise.resolve(embedBatch(model, batch, preset)),
+    close: () => Promise.resolve(),
+  };
+}
+
 export interface EmbedImagesOptions {
   readonly batchSize: number;
   readonly preset: Preset;
   readonly progress?: ProgressMode;
   readonly desc?: string;
+  /** Replaces loading onnxruntime-node (tests). */
+  readonly loadOnnxRuntime?: () => OrtLoad;
 }
 
-/** Embeddings of the dataset images at `indices` (rows in that order), e.g. a sample for the identity metrics. */
+/** Embeddings of the dataset images at `indices` (rows in that order), e.g. a sample for the identity metrics, by the
+ *  engine of `config.embed.engine`. */
 export async function embedImages(model: ResNet18, dataset: ImageDataset, indices: readonly number[], config: RunConfig, options: EmbedImagesOptions): Promise<Float32Array> {
+  const embedder = await createEmbedder(model, options.preset, config.embed.engine, { loadOnnxRuntime: options.loadOnnxRuntime });
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: options.batchSize, prefetch: config.prefetchBatches,
     cache: imageCachePath(config, dataset), onBadImage: "error",
@@ -63,13 +103,14 @@ export async function embedImages(model: ResNet18, dataset: ImageDataset, indice
   let row = 0;
   try {
     for await (const batch of loader.batches({ order: indices })) {
-      out.set(embedBatch(model, batch, options.preset), row * model.embeddingSize);
+      out.set(await embedder.embed(batch), row * model.embeddingSize);
       row += batch.indices.length;
       bar.update(batch.indices.length);
     }
   } finally {
     bar.close();
     await loader.close();
+    await embedder.close();
   }
   return out;
 }
@@ -87,6 +128,10 @@ export interface EmbedResult {
   readonly imagesPerSecond: number;
   readonly alreadyDone: boolean;
   readonly skippedImages: readonly string[];
+  /** Which engine embedded and why, e.g. "onnxruntime-node 1.30.0 (CPU, 2 threads)" (when already done: the one that did). */
+  readonly engine: string;
+  /** The model exported to ONNX (runs/<run>/resnet18.onnx) when ONNX Runtime embedded, else null. */
+  readonly onnxPath: string | null;
 }
 
 export interface EmbedOptions {
@@ -95,6 +140,12 @@ export interface EmbedOptions {
   readonly partRows?: number;
   /** Called after each finished part (tests stop a run here, as a kill would). */
   readonly onPart?: (part: number) => void;
+  /** Replaces loading onnxruntime-node (tests). */
+  readonly loadOnnxRuntime?: () => OrtLoad;
+}
+
+export function onnxModelPath(run: string): string {
+  return join(runDir(run), "resnet18.onnx");
 }
 
 function embedKey(config: RunConfig, dataset: ImageDataset, modelPath: string): EmbedKey {
@@ -138,9 +189,13 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const path = faceVectorsPath(config.run);
   const filesPath = faceVectorsFilesPath(config.run);
   const record = join(runDir(config.run), "face_vectors.json");
-  const done = readJson(record) as { key: EmbedKey; rows: number; dim: number; skipped: string[] } | null;
+  const done = readJson(record) as { key: EmbedKey; rows: number; dim: number; skipped: string[]; engine?: string; onnx?: string | null } | null;
   if (done !== null && sameKey(done.key, key) && existsSync(path) && existsSync(filesPath)) {
-    return { path, filesPath, rows: done.rows, dim: done.dim, resumedRows: done.rows, seconds: 0, imagesPerSecond: 0, alreadyDone: true, skippedImages: done.skipped };
+    const onnx = typeof done.onnx === "string" && existsSync(done.onnx) ? done.onnx : null;
+    return {
+      path, filesPath, rows: done.rows, dim: done.dim, resumedRows: done.rows, seconds: 0, imagesPerSecond: 0, alreadyDone: true, skippedImages: done.skipped,
+      engine: done.engine ?? "not recorded", onnxPath: onnx,
+    };
   }
 
   const partRows = options.partRows ?? 16 * config.embed.batchSize;
@@ -159,6 +214,14 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
 
   const model = await loadResNet18(modelPath);
   const dim = model.embeddingSize;
+  let embedder: Embedder;
+  try {
+    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: onnxModelPath(config.run), loadOnnxRuntime: options.loadOnnxRuntime });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  const onnxPath = embedder.engine === "onnxruntime" ? onnxModelPath(config.run) : null;
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: config.embed.batchSize, prefetch: config.prefetchBatches,
     cache: imageCachePath(config, dataset), onBadImage: config.onBadImage,
@@ -177,7 +240,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
       const vectors = new Float32Array(order.length * dim);
       const files: string[] = [];
       for await (const batch of loader.batches({ order })) {
-        vectors.set(embedBatch(model, batch, config.finetune.preset), files.length * dim);
+        vectors.set(await embedder.embed(batch), files.length * dim);
         for (const i of batch.indices) files.push(dataset.files[i]);
         bar.update(batch.indices.length);
       }
@@ -190,6 +253,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   } finally {
     bar.close();
     await loader.close();
+    await embedder.close();
     model.dispose();
   }
   const seconds = (performance.now() - started) / 1000;
@@ -214,9 +278,12 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   writeTextAtomic(filesPath, allFiles.map((f) => `${f}\n`).join(""));
   const listed = new Set(allFiles);
   const skipped = dataset.files.filter((f) => !listed.has(f));
-  writeTextAtomic(record, JSON.stringify({ key, rows, dim, skipped }, null, 1) + "\n");
+  writeTextAtomic(record, JSON.stringify({ key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath }, null, 1) + "\n");
   rmSync(parts, { recursive: true, force: true });
-  return { path, filesPath, rows, dim, resumedRows, seconds, imagesPerSecond: seconds > 0 ? embedded / seconds : 0, alreadyDone: false, skippedImages: skipped };
+  return {
+    path, filesPath, rows, dim, resumedRows, seconds, imagesPerSecond: seconds > 0 ? embedded / seconds : 0, alreadyDone: false, skippedImages: skipped,
+    engine: embedder.description, onnxPath,
+  };
 }
 
 /** The run's face vectors (all rows: fine for notebooks on samples; 202,599 × 512 floats is 415 MB). */
@@ -248,6 +315,8 @@ export function unfinishedParts(run: string): number {
 /** One paragraph about an embedding: shape, where, throughput. */
 export function describeEmbedResult(result: EmbedResult): string {
   const lines = [`face_vectors: (${result.rows}, ${result.dim}) float32 in ${displayPath(result.path)}, files in ${displayPath(result.filesPath)}`];
+  lines.push(`${result.alreadyDone ? "Embedded earlier by" : "Embedded by"} ${result.engine}.`);
+  if (result.onnxPath !== null) lines.push(`The model as ONNX (NHWC images in [0, 1] in, embeddings out): ${displayPath(result.onnxPath)}`);
   if (result.alreadyDone) lines.push("Already computed with this model and these settings: nothing to do.");
   else {
     if (result.resumedRows > 0) lines.push(`Resumed: ${result.resumedRows} rows were kept from an interrupted run.`);
