@@ -377,6 +377,8 @@ export interface TrainResult {
   /** Steps done by this call, and their time. */
   readonly stepsThisRun: number;
   readonly seconds: number;
+  /** Of `seconds`, the time spent waiting for the next batch of images (decoding that had not kept up). */
+  readonly dataWaitSeconds: number;
   readonly lastCheckpoint: string | null;
   /** Why old checkpoints were not resumed (settings changed), or "". */
   readonly note: string;
@@ -450,6 +452,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   };
   const started = performance.now();
   const firstStep = state.step;
+  let dataWaitMs = 0;
   bar.update(state.step);
   try {
     while (state.step < total) {
@@ -457,7 +460,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       if (epoch !== state.epoch) state = { ...state, epoch, order: shuffledOrder(count, settings.seed, epoch) };
       const from = (state.step % stepsPerEpoch) * settings.batchSize;
       const to = Math.min(count, from + (total - state.step) * settings.batchSize);
+      let asked = performance.now();
       for await (const batch of options.batches(Int32Array.from(state.order.slice(from, to)), settings.batchSize)) {
+        dataWaitMs += performance.now() - asked;
         const ids = options.identities === null ? null : Array.from(batch.indices, (i) => options.identities![i]);
         const images = tf.tensor4d(batch.data, batch.shape);
         let values: LossValues;
@@ -479,6 +484,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         options.onStep?.(state.step, values);
         if (performance.now() - lastCurve > 5000) await drawCurve();
         if (state.step >= total || state.step % stepsPerEpoch === 0) break;
+        asked = performance.now();
       }
     }
   } finally {
@@ -488,7 +494,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   await drawCurve();
   return {
     steps: state.step, totalSteps: total, resumedFrom, history, stepsThisRun: state.step - firstStep,
-    seconds: (performance.now() - started) / 1000, lastCheckpoint, note,
+    seconds: (performance.now() - started) / 1000, dataWaitSeconds: dataWaitMs / 1000, lastCheckpoint, note,
   };
 }
 
@@ -604,7 +610,9 @@ export function describeFinetuneResult(result: FinetuneResult): string {
   const last = result.history[result.history.length - 1];
   const lines = [
     result.resumedFrom === null ? `Trained ${result.stepsThisRun} steps from the start.` : `Resumed from step ${result.resumedFrom}; trained ${result.stepsThisRun} more steps.`,
-    result.stepsThisRun > 0 ? `${result.seconds.toFixed(1)} s, ${(result.seconds / result.stepsThisRun).toFixed(2)} s/step.` : "Nothing left to train: the checkpoint had finished.",
+    result.stepsThisRun > 0
+      ? `${result.seconds.toFixed(1)} s, ${(result.seconds / result.stepsThisRun).toFixed(2)} s/step, ${((100 * result.dataWaitSeconds) / result.seconds).toFixed(1)} % of it waiting for images.`
+      : "Nothing left to train: the checkpoint had finished.",
     last === undefined ? "" : `Final step: loss ${last.loss.toPrecision(4)}, contrastive ${last.contrastive.toPrecision(4)}, orientation ${last.orientation.toPrecision(4)}.`,
     `Model: ${displayPath(result.modelPath)}${result.lastCheckpoint === null ? "" : `; last checkpoint: ${displayPath(result.lastCheckpoint)}`}.`,
   ];

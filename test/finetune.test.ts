@@ -327,6 +327,23 @@ describe("training loop", () => {
     resumed.dispose();
   });
 
+  it("counts the time spent waiting for batches that were not ready", async () => {
+    const slow: BatchSource = async function* (order, batchSize) {
+      for await (const batch of fakeSource(8)(order, batchSize)) {
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        yield batch;
+      }
+    };
+    const model = createStandIn({ seed: 3 });
+    const result = await trainModel({ ...common, model, batches: slow, checkpointDir: join(scratch, "wait") });
+    expect(result.stepsThisRun).toBe(6);
+    expect(result.dataWaitSeconds).toBeGreaterThanOrEqual(6 * 0.055);
+    expect(result.dataWaitSeconds).toBeLessThan(result.seconds);
+    const fast = await trainModel({ ...common, model, batches: fakeSource(8), checkpointDir: join(scratch, "no-wait") });
+    expect(fast.dataWaitSeconds).toBeLessThan(0.05);
+    model.dispose();
+  });
+
   it("a NaN loss stops training naming the step, leaves the weights alone and keeps the last good checkpoint", async () => {
     const model = createStandIn({ seed: 2 });
     const order = shuffledOrder(10, settings.seed, 0);
