@@ -194,26 +194,31 @@ function cachedAxisTable(inSize: number, outSize: number): AxisTable {
   return table;
 }
 
+/** Scratch rows of the horizontal pass, reused across images (the resize is synchronous, so one buffer will do). */
+let horizontalScratch = new Float32Array(0);
+
 /**
  * The horizontal half of torch's bilinear resize: every source row some output row uses, at the output width
- * (`w0·a + w1·b` per channel). Rows no output row needs are left as zeros.
+ * (`w0·a + w1·b` per channel, in float32 as torch computes it). Rows no output row needs are not written.
  */
-function horizontalPass(image: RgbImage, rows: AxisTable, cols: AxisTable, outH: number, outW: number): Float64Array {
+function horizontalPass(image: RgbImage, rows: AxisTable, cols: AxisTable, outH: number, outW: number): Float32Array {
   const { data, width, height } = image;
   if (data.length !== width * height * 3) throw new RangeError(`an RGB image of ${width}×${height} needs ${width * height * 3} values, got ${data.length}`);
   const rowLength = outW * 3;
-  const horizontal = new Float64Array(height * rowLength);
+  if (horizontalScratch.length < height * rowLength) horizontalScratch = new Float32Array(height * rowLength);
+  const horizontal = horizontalScratch;
   const needed = new Uint8Array(height);
   for (let y = 0; y < outH; y++) needed[rows.i0[y]] = needed[rows.i1[y]] = 1;
+  const { i0, i1, w0: cw0, w1: cw1 } = cols;
   for (let sy = 0; sy < height; sy++) {
-    if (!needed[sy]) continue;
+    if (needed[sy] === 0) continue;
     const src = sy * width * 3;
     let h = sy * rowLength;
     for (let x = 0; x < outW; x++) {
-      const a = src + cols.i0[x] * 3;
-      const b = src + cols.i1[x] * 3;
-      const w0 = cols.w0[x];
-      const w1 = cols.w1[x];
+      const a = src + i0[x] * 3;
+      const b = src + i1[x] * 3;
+      const w0 = cw0[x];
+      const w1 = cw1[x];
       horizontal[h++] = w0 * data[a] + w1 * data[b];
       horizontal[h++] = w0 * data[a + 1] + w1 * data[b + 1];
       horizontal[h++] = w0 * data[a + 2] + w1 * data[b + 2];
@@ -229,17 +234,6 @@ function horizontalPass(image: RgbImage, rows: AxisTable, cols: AxisTable, outH:
  * pass over each needed source row, computed once per source row and shared by the output rows that use it.
  */
 export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number, out: Float32Array, offset = 0, scale = 1 / 255): void {
-  resizeBilinearInto(image, outH, outW, out, offset, scale, 0);
-}
-
-/** `resizeBilinearTorch` with the result (0–255) rounded to uint8, as the cache stores it. */
-export function resizeBilinearTorchUint8(image: RgbImage, outH: number, outW: number, out: Uint8Array, offset = 0): void {
-  // Values are in [0, 255]; storing x + 0.5 into a Uint8Array truncates, i.e. rounds half up like Math.round.
-  resizeBilinearInto(image, outH, outW, out, offset, 1, 0.5);
-}
-
-/** The vertical pass shared by both: `out = (h0·top + h1·bottom) · scale + bias`. */
-function resizeBilinearInto(image: RgbImage, outH: number, outW: number, out: Float32Array | Uint8Array, offset: number, scale: number, bias: number): void {
   const rows = cachedAxisTable(image.height, outH);
   const horizontal = horizontalPass(image, rows, cachedAxisTable(image.width, outW), outH, outW);
   const rowLength = outW * 3;
@@ -249,8 +243,19 @@ function resizeBilinearInto(image: RgbImage, outH: number, outW: number, out: Fl
     const bottom = rows.i1[y] * rowLength;
     const h0 = rows.w0[y];
     const h1 = rows.w1[y];
-    for (let i = 0; i < rowLength; i++) out[o++] = (h0 * horizontal[top + i] + h1 * horizontal[bottom + i]) * scale + bias;
+    for (let i = 0; i < rowLength; i++) out[o++] = (h0 * horizontal[top + i] + h1 * horizontal[bottom + i]) * scale;
   }
+}
+
+let uint8Scratch = new Float32Array(0);
+
+/** `resizeBilinearTorch` with the result (0–255) rounded to uint8, as the cache stores it. */
+export function resizeBilinearTorchUint8(image: RgbImage, outH: number, outW: number, out: Uint8Array, offset = 0): void {
+  const n = outH * outW * 3;
+  if (uint8Scratch.length < n) uint8Scratch = new Float32Array(n);
+  resizeBilinearTorch(image, outH, outW, uint8Scratch, 0, 1);
+  // Values are in [0, 255]; storing x + 0.5 into a Uint8Array truncates, i.e. rounds half up like Math.round.
+  for (let i = 0; i < n; i++) out[offset + i] = uint8Scratch[i] + 0.5;
 }
 
 /** `value / 255` as float32 for every byte value: converting by table is exact and faster than dividing. */
