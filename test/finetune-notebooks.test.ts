@@ -60,6 +60,7 @@ describe("notebooks 02-finetune and 03-embed", () => {
     const streams = outputs.filter((o) => o.output_type === "stream").map((o) => joinText(o.text)).join("");
     expect(streams).toContain("(48, 512)");
     expect(streams).toMatch(/images\/s/);
+    expect(streams).toMatch(/Embedded by (onnxruntime-node \d+\.\d+\.\d+ \(CPU|TF\.js \w+: )/);
     const tables = outputs.map((o) => joinText(o.data?.["text/html"] as string | string[] | undefined)).filter((h) => h.includes("<table"));
     expect(tables[0]).toMatch(/retrieval recall@1[\s\S]*retrieval recall@10[\s\S]*verification ROC AUC[\s\S]*mean linear-probe accuracy/);
     expect(tables[1]).toMatch(/majority baseline[\s\S]*Eyeglasses/);
