@@ -1,12 +1,12 @@
 // The ONNX Runtime side of the embedding benchmark: the same eval-mode ResNet18 embedding as "resnet18 embed" in
-// bench/workloads.ts and bench/pytorch_baseline.py (torchvision's width, batch of 64 random images), exported to
+// bench/workloads.ts and bench/pytorch_baseline.py (torchvision's width, a batch of random images), exported to
 // ONNX (lib/onnx-export) and run by onnxruntime-node's CPU provider on every core, as notebook 03 runs it.
+// Self-contained (its own timing), so it does not depend on how bench/run.ts times the other workloads.
 
 import { initBackend } from "../lib/backend";
 import type { ImageBatch } from "../lib/image-loader";
 import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
 import { createResNet18 } from "../lib/resnet18";
-import { timed, withPeakMemory, type Measurement, type Workload } from "./workloads";
 
 export interface OnnxEmbedTiming {
   readonly medianSeconds: number;
@@ -14,10 +14,17 @@ export interface OnnxEmbedTiming {
   readonly maxSeconds: number;
   /** Seconds of each timed repetition. */
   readonly seconds: readonly number[];
-  /** Peak resident memory of this process while it ran. */
+  /** Peak resident memory of this process while the repetitions ran. */
   readonly peakMb: number;
   /** e.g. "onnxruntime-node 1.30.0 (CPU, 2 threads)". */
   readonly engine: string;
+}
+
+/** One prepared embedding workload: `step` embeds the batch once; `dispose` frees the session and the model. */
+export interface PreparedOnnxEmbed {
+  readonly step: () => Promise<void>;
+  readonly engine: string;
+  dispose(): Promise<void>;
 }
 
 function median(values: readonly number[]): number {
@@ -37,42 +44,50 @@ function randomImages(batch: number, size: number): ImageBatch {
 }
 
 /**
- * Times `reps` embeddings of `batch` random `size`×`size` images (after one untimed warm-up, which also lets ONNX
- * Runtime plan its memory) with torchvision's ResNet18 width. Throws, naming the fix, when onnxruntime-node is
- * not installed.
+ * torchvision's ResNet18 (random weights, fc = identity) exported to ONNX in an ONNX Runtime session, and a batch of
+ * `batch` random `size`×`size` images. Throws, naming the fix, when onnxruntime-node is not installed.
  */
-export async function benchOnnxEmbed(batch: number, size: number, reps: number): Promise<OnnxEmbedTiming> {
+export async function prepareOnnxEmbed(batch: number, size: number): Promise<PreparedOnnxEmbed> {
   const loaded = loadOnnxRuntime();
   if (loaded.ok === false) throw new Error(`benchOnnxEmbed: ${loaded.reason} (npm install onnxruntime-node)`);
-  await initBackend(); // the TF.js model is only exported, but its weights are TF.js tensors
+  await initBackend(); // the model's weights are TF.js tensors until exported
   const model = createResNet18({ width: 64, seed: 1 });
   try {
     const embedder = await createOnnxEmbedder(model, "post", loaded);
-    try {
-      const images = randomImages(batch, size);
-      const { result, peakMb } = await withPeakMemory(() => timed(async () => void (await embedder.embed(images)), reps));
-      return { medianSeconds: median(result), minSeconds: Math.min(...result), maxSeconds: Math.max(...result), seconds: result, peakMb, engine: embedder.description };
-    } finally {
-      await embedder.close();
-    }
-  } finally {
+    const images = randomImages(batch, size);
+    return {
+      step: async () => void (await embedder.embed(images)),
+      engine: embedder.description,
+      async dispose() {
+        await embedder.close();
+        model.dispose();
+      },
+    };
+  } catch (error) {
     model.dispose();
+    throw error;
   }
 }
 
-/** ResNet18's forward pass at 224×224: 1.82 G multiply-adds per image (as bench/workloads.ts counts), ×2 for FLOPs. */
-const resnetFlops = (size: number): number => 2 * 1.82e9 * (size / 224) ** 2;
-
-/** "resnet18 embed onnx 64x64" and "… 64x224", for the report beside TF.js's and PyTorch's "resnet18 embed". */
-export const onnxEmbedWorkload: Workload = {
-  name: "resnet18 embed onnx",
-  group: "resnet",
-  async run(options) {
-    const out: Measurement[] = [];
-    for (const size of [64, 224]) {
-      const t = await benchOnnxEmbed(64, size, options.reps);
-      out.push({ name: `resnet18 embed onnx 64x${size}`, seconds: t.seconds, items: 64, unit: "img", flops: 64 * resnetFlops(size), peakMb: t.peakMb });
+/** Times `reps` embeddings after one untimed warm-up (which also lets ONNX Runtime plan its memory). */
+export async function benchOnnxEmbed(batch: number, size: number, reps: number): Promise<OnnxEmbedTiming> {
+  const prepared = await prepareOnnxEmbed(batch, size);
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    await prepared.step();
+    const seconds: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t = performance.now();
+      await prepared.step();
+      seconds.push((performance.now() - t) / 1000);
     }
-    return out;
-  },
-};
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return {
+      medianSeconds: median(seconds), minSeconds: Math.min(...seconds), maxSeconds: Math.max(...seconds), seconds, peakMb: peak / 2 ** 20, engine: prepared.engine,
+    };
+  } finally {
+    clearInterval(sampler);
+    await prepared.dispose();
+  }
+}
