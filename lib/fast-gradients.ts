@@ -281,18 +281,26 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: ConvSpec): tf.
  * that scatters dy to each window's argmax (MaxPoolWithArgmax + ScatterNd, ~3× faster than WASM's MaxPoolGrad).
  * Zero padding equals PyTorch's −∞ padding for such inputs; where a window's maximum is tied (only zeros in
  * practice) the gradient may go to a different tied position than PyTorch's, which the preceding ReLU zeroes anyway.
+ *
+ * The value comes from MaxPool, not from MaxPoolWithArgmax: tfjs-backend-wasm's MaxPoolWithArgmax starts each
+ * window's maximum at FLT_MIN (1.18e-38, the smallest normal float) instead of −∞, so a window of zeros — common
+ * after a ReLU on dark or smooth regions of real photos — gives 1.18e-38, not 0. The convolutions after it then
+ * multiply such values by weights below 1, producing subnormal floats, which the CPU handles 20–30× slower (WASM
+ * cannot flush them to zero): on real faces a training step at 32×64 took 8.7 s instead of 3.4 s. Its argmax
+ * indexes are right (they point at a zero of the window), so the gradient still uses them.
  */
 export function maxPoolNonNegative(x: tf.Tensor4D, kernel: number, stride: number, pad: number): tf.Tensor4D {
   const padded = pad > 0 ? (tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) as tf.Tensor4D) : x;
   const op = customOp<tf.Tensor4D>(([input], save) => {
     const xp = input as tf.Tensor4D;
-    const { result, indexes } = tf.maxPoolWithArgmax(xp, kernel, stride, "valid", true);
-    save([indexes]);
+    save([xp]);
     const gradFunc = (dy: tf.Tensor4D, saved: tf.Tensor[]): tf.Tensor[] => {
-      const flat = tf.scatterND(tf.reshape(saved[0], [-1, 1]), tf.reshape(dy, [-1]), [xp.size]);
+      const { result, indexes } = tf.maxPoolWithArgmax(saved[0] as tf.Tensor4D, kernel, stride, "valid", true);
+      result.dispose();
+      const flat = tf.scatterND(tf.reshape(indexes, [-1, 1]), tf.reshape(dy, [-1]), [xp.size]);
       return [tf.reshape(flat, xp.shape)];
     };
-    return { value: result as tf.Tensor4D, gradFunc };
+    return { value: tf.maxPool(xp, kernel, stride, "valid"), gradFunc };
   });
   return op(padded);
 }

@@ -245,6 +245,21 @@ describe("maxPoolNonNegative", () => {
     expect(fast[0].length).toBe(shape[0] * convOutputSize(shape[1], 3, 2, 1) * convOutputSize(shape[2], 3, 2, 1) * shape[3]);
     expectClose(fast, reference, 1e-6);
   });
+
+  it("gives exact zeros for windows of zeros (WASM's MaxPoolWithArgmax gives 1.18e-38, which slows the next convs 20–30×)", async () => {
+    const shape = [2, 16, 16, 8];
+    const inputs = [randomArray(size(shape), 43)];
+    // Mostly zeros after the shifted ReLU, as on dark regions of real photos.
+    const pooled = (x: tf.Tensor): tf.Tensor4D => maxPoolNonNegative(tf.relu(tf.sub(x, 0.7)) as tf.Tensor4D, 3, 2, 1);
+    const fast = valueAndGrads(pooled, inputs, [shape], 44);
+    const reference = await onBackend("cpu", () =>
+      valueAndGrads((x) => tf.maxPool(tf.pad(tf.relu(tf.sub(x, 0.7)), [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D, 3, 2, "valid"), inputs, [shape], 44),
+    );
+    const zeros = reference[0].filter((v) => v === 0).length;
+    expect(zeros).toBeGreaterThan(reference[0].length / 4);
+    expect(fast[0]).toEqual(reference[0]); // exactly: no tiny non-zero values where the maximum is 0
+    expectClose(fast, reference, 1e-6);
+  });
 });
 
 describe("matMul", () => {
