@@ -7,12 +7,11 @@
 // and npm then leaves them out. `CELEBA_SAE_BACKEND` (or the run config's `backend`) forces one backend; a forced
 // backend that does not load is an error, never a silent fallback.
 
-import { createRequire } from "node:module";
 import os from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
-import { projectRoot } from "./paths";
+import { requireFromProject } from "./project-require";
 import { prepareWasmThreads, releaseWasmWorkers, WASM_THREADS_ENV, wasmThreadsWanted } from "./wasm-threads";
 
 export const BACKEND_ORDER = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
@@ -87,8 +86,6 @@ function errorText(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
   return text.split("\n")[0].slice(0, 200);
 }
-
-const requireFromProject = (): NodeJS.Require => createRequire(join(projectRoot(), "package.json"));
 
 /** What a loaded tfjs-node flavour means: the GPU package that found no GPU says so loudly. */
 export function nativeBackendLoad(name: "tensorflow-gpu" | "tensorflow", pkg: string, usingGpu: boolean): BackendLoad {
