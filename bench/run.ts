@@ -1,38 +1,67 @@
-// `npm run bench [-- --only decode,sae,resnet,demo] [--reps N] [--data FOLDER] [--images N]`
+// `npm run bench [-- --only decode,resnet,onnx,sae,data,demo] [--reps N] [--data FOLDER] [--images N]`
 //
-// Runs each workload in TF.js (bench/workloads.ts) and the same work in PyTorch on this machine
-// (bench/pytorch_baseline.py, Debian's python3-torch with 2 threads), and writes bench/results.md: medians, min–max,
-// throughput, achieved GFLOP/s and share of the WASM ceiling, peak memory, and the ratio to PyTorch.
+// Runs each workload of bench/workloads.ts in a process of its own (so that its peak memory is its own), the same
+// work in PyTorch on this machine (bench/pytorch_baseline.py, Debian's python3-torch with 2 threads, also one process
+// per workload; installed with apt-get when missing and possible), profiles one repetition of every TF.js workload
+// kernel by kernel, and writes bench/results.md: medians, min–max, throughput, achieved GFLOP/s and share of the
+// WASM ceiling, peak memory, the ratio to PyTorch, and where the time goes.
 // Benchmarks are never tests: run them on an otherwise idle machine.
 
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { rmSync, writeFileSync } from "node:fs";
-import { initBackend, describeBackend } from "../lib/backend";
+import { describeBackend, initBackend, tf } from "../lib/backend";
 import { projectRoot } from "../lib/paths";
-import { CELEBA_FACES, WORKLOADS, type Measurement, type BenchOptions } from "./workloads";
+import { aptInstall } from "../lib/setup";
+import { CELEBA_FACES, WORKLOADS, type BenchOptions, type Workload } from "./workloads";
 
 /** WASM SIMD (128-bit, no FMA) tops out near 80 GFLOP/s on these 2 cores (shared/notes/tfjs-on-cpu.md). */
 const WASM_CEILING_GFLOPS = 80;
+const PYTORCH_PACKAGES = ["python3-torch", "python3-torchvision", "python3-pil"] as const;
+const RESULT_TAG = "BENCH_RESULT ";
+
+/** What one workload's process reports. */
+interface Measurement {
+  readonly name: string;
+  readonly seconds: readonly number[];
+  readonly items: number;
+  readonly unit: string;
+  readonly flops?: number;
+  /** The process's maximum resident memory: this workload's alone. */
+  readonly peakMb: number;
+  readonly summary?: string;
+  readonly kernels?: KernelProfile;
+}
+
+interface KernelProfile {
+  /** Wall time of the profiled repetition and the part of it spent inside kernels. */
+  readonly wallMs: number;
+  readonly kernelMs: number;
+  readonly top: readonly { readonly name: string; readonly ms: number; readonly calls: number }[];
+}
 
 interface Baseline {
   readonly name: string;
   readonly seconds: readonly number[];
   readonly items: number;
   readonly peak_mb: number;
+  readonly torch: string;
 }
 
-function parseArgs(argv: readonly string[]): BenchOptions & { only: Set<string> } {
+type Options = BenchOptions & { readonly only: ReadonlySet<string>; readonly child: string | undefined };
+
+function parseArgs(argv: readonly string[]): Options {
   const get = (flag: string): string | undefined => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
   return {
-    only: new Set((get("--only") ?? "decode,sae,resnet").split(",")),
+    only: new Set((get("--only") ?? "decode,resnet,onnx,sae,data").split(",")),
     reps: Number(get("--reps") ?? 5),
     data: get("--data"),
     images: Number(get("--images") ?? 1000),
+    child: get("--child"),
   };
 }
 
@@ -41,108 +70,194 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** Runs the PyTorch baselines, installing nothing: says so when python3-torch is missing. */
-function pytorchBaselines(options: ReturnType<typeof parseArgs>): Map<string, Baseline> | string {
-  const probe = spawnSync("/usr/bin/python3", ["-c", "import torch, torchvision, PIL"], { encoding: "utf8" });
-  if (probe.status !== 0) {
-    return "PyTorch baselines skipped: Debian's python3-torch, python3-torchvision and python3-pil are not installed (apt-get install them).";
+// ---------------------------------------------------------------------------------------------------------------
+// One workload, in this process (the child)
+
+/** One repetition under tf.profile: kernel time by kernel name. */
+async function profileKernels(step: () => Promise<void>): Promise<KernelProfile> {
+  const started = performance.now();
+  const info = await tf.profile(step);
+  const wallMs = performance.now() - started;
+  const byName = new Map<string, { ms: number; calls: number }>();
+  // A custom-gradient op appears as "<op>__op" or "unnamed scope" around the kernels it runs: not counted twice.
+  for (const k of info.kernels.filter((k) => !k.name.endsWith("__op") && k.name !== "unnamed scope")) {
+    const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+    const entry = byName.get(k.name) ?? { ms: 0, calls: 0 };
+    byName.set(k.name, { ms: entry.ms + ms, calls: entry.calls + 1 });
   }
-  const args = [join(projectRoot(), "bench", "pytorch_baseline.py"), "--only", [...options.only].join(","), "--reps", String(options.reps), "--images", String(options.images)];
-  if (options.data) args.push("--data", options.data);
+  const top = [...byName].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms);
+  return { wallMs, kernelMs: top.reduce((s, k) => s + k.ms, 0), top: top.slice(0, 8) };
+}
+
+async function runWorkload(workload: Workload, options: BenchOptions): Promise<Measurement> {
+  const prepared = await workload.prepare(options);
+  try {
+    for (let i = 0; i < (prepared.warmup ?? 1); i++) await prepared.step();
+    const seconds: number[] = [];
+    for (let i = 0; i < options.reps; i++) {
+      const t = performance.now();
+      await prepared.step();
+      seconds.push((performance.now() - t) / 1000);
+    }
+    const kernels = workload.kernels === true ? await profileKernels(prepared.step) : undefined;
+    return {
+      name: workload.name, seconds, items: prepared.items, unit: prepared.unit, flops: prepared.flops,
+      peakMb: process.resourceUsage().maxRSS / 1024, summary: prepared.summary?.(), kernels,
+    };
+  } finally {
+    await prepared.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The parent: a process per workload, PyTorch beside it, the report
+
+function runChild(workload: Workload, options: Options): Measurement | string {
+  const args = ["tsx", "bench/run.ts", "--child", workload.name, "--reps", String(options.reps), "--images", String(options.images)];
+  if (options.data !== undefined) args.push("--data", options.data);
+  const r = spawnSync("npx", args, { cwd: projectRoot(), encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
+  const line = r.stdout.split("\n").find((l) => l.startsWith(RESULT_TAG));
+  if (r.status !== 0 || line === undefined) return `failed (exit ${r.status}): ${r.stdout.trim().split("\n").pop() ?? ""}`;
+  return JSON.parse(line.slice(RESULT_TAG.length)) as Measurement;
+}
+
+/** Makes sure PyTorch is here (installing it with apt-get when it can), or says why there is no baseline. */
+function pytorchReady(): string | null {
+  const probe = (): boolean => spawnSync("/usr/bin/python3", ["-c", "import torch, torchvision, PIL"], { stdio: "ignore" }).status === 0;
+  if (probe()) return null;
+  console.log(`PyTorch is missing: installing ${PYTORCH_PACKAGES.join(" ")} with apt-get …`);
+  if (aptInstall(PYTORCH_PACKAGES) && probe()) return null;
+  return `PyTorch baselines skipped: Debian's ${PYTORCH_PACKAGES.join(", ")} are not installed and apt-get could not install them here (run \`sudo apt-get install ${PYTORCH_PACKAGES.join(" ")}\`).`;
+}
+
+function pytorchBaseline(name: string, options: Options): Baseline | string {
+  const args = [join(projectRoot(), "bench", "pytorch_baseline.py"), "--workload", name, "--reps", String(options.reps), "--images", String(options.images)];
+  if (options.data !== undefined) args.push("--data", options.data);
   const r = spawnSync("/usr/bin/python3", args, { encoding: "utf8", maxBuffer: 1 << 24 });
-  if (r.status !== 0) return `PyTorch baselines failed: ${r.stderr.trim().split("\n").pop()}`;
-  const out = new Map<string, Baseline>();
-  for (const line of r.stdout.trim().split("\n")) {
-    const row = JSON.parse(line) as Baseline;
-    if (row.seconds) out.set(row.name, row);
-  }
-  return out;
+  if (r.status !== 0) return `failed: ${r.stderr.trim().split("\n").pop() ?? ""}`;
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as Baseline;
 }
 
 function fmt(x: number, digits = 3): string {
   return Number.isFinite(x) ? x.toPrecision(digits) : "—";
 }
 
-function table(measurements: readonly Measurement[], baselines: Map<string, Baseline> | string): string {
-  const rows = measurements.map((m) => {
-    const med = median(m.seconds);
-    const base = typeof baselines === "string" ? undefined : baselines.get(m.name);
-    const baseMed = base ? median(base.seconds) : Number.NaN;
-    const gflops = m.flops ? m.flops / med / 1e9 : Number.NaN;
-    return [
-      m.name,
-      `${fmt(med)} s`,
-      `${fmt(Math.min(...m.seconds))}–${fmt(Math.max(...m.seconds))}`,
-      `${fmt(m.items / med)} ${m.unit}/s`,
-      m.flops ? `${fmt(gflops)} (${fmt((100 * gflops) / WASM_CEILING_GFLOPS, 2)} %)` : "—",
-      Number.isFinite(m.peakMb) ? `${Math.round(m.peakMb)} MB` : "—",
-      base ? `${fmt(baseMed)} s` : "—",
-      base ? `${Math.round(base.peak_mb)} MB` : "—",
-      base ? `${fmt(med / baseMed)}×` : "—",
-    ];
-  });
-  const head = ["workload", "TF.js median", "min–max", "throughput", "GFLOP/s (of WASM ceiling)", "peak RSS", "PyTorch median", "PyTorch peak", "ratio to PyTorch"];
-  return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
-}
-
 /** An SAE epoch over CelebA's 202,599 vectors is ⌈202,599 / 512⌉ = 396 steps: derived from the step's times. */
 const SAE_EPOCH_STEPS = Math.ceil(CELEBA_FACES / 512);
 
-function withSaeEpochs(measurements: readonly Measurement[]): Measurement[] {
-  return measurements.flatMap((m) => {
-    const match = /^sae step (\d+)$/.exec(m.name);
-    if (match === null) return [m];
-    const epoch: Measurement = { ...m, name: `sae epoch ${match[1]} (396 steps × step time)`, seconds: m.seconds.map((x) => x * SAE_EPOCH_STEPS), items: CELEBA_FACES, flops: (m.flops ?? 0) * SAE_EPOCH_STEPS };
-    return [m, epoch];
+/** A row for the SAE epoch after every SAE step row (times × 396), with its baseline likewise. */
+function withSaeEpoch(m: Measurement, base: Baseline | undefined): [Measurement, Baseline | undefined][] {
+  const match = /^sae step (\d+)$/.exec(m.name);
+  if (match === null) return [[m, base]];
+  const name = `sae epoch ${match[1]} (${SAE_EPOCH_STEPS} steps × step time)`;
+  const epoch: Measurement = { ...m, name, seconds: m.seconds.map((x) => x * SAE_EPOCH_STEPS), items: CELEBA_FACES, flops: (m.flops ?? 0) * SAE_EPOCH_STEPS };
+  const baseEpoch = base === undefined ? undefined : { ...base, name, seconds: base.seconds.map((x) => x * SAE_EPOCH_STEPS) };
+  return [[m, base], [epoch, baseEpoch]];
+}
+
+function row(m: Measurement, base: Baseline | undefined): string[] {
+  const med = median(m.seconds);
+  const baseMed = base ? median(base.seconds) : Number.NaN;
+  const gflops = m.flops ? m.flops / med / 1e9 : Number.NaN;
+  const baseGflops = m.flops && base ? m.flops / baseMed / 1e9 : Number.NaN;
+  return [
+    m.name,
+    `${fmt(med)} s`,
+    `${fmt(Math.min(...m.seconds))}–${fmt(Math.max(...m.seconds))}`,
+    `${fmt(m.items / med)} ${m.unit}/s`,
+    m.flops ? `${fmt(gflops)} (${fmt((100 * gflops) / WASM_CEILING_GFLOPS, 2)} %)` : "—",
+    `${Math.round(m.peakMb)} MB`,
+    base ? `${fmt(baseMed)} s` : "—",
+    base && m.flops ? fmt(baseGflops) : "—",
+    base ? `${Math.round(base.peak_mb)} MB` : "—",
+    base ? `**${fmt(med / baseMed)}×**` : "—",
+  ];
+}
+
+function markdownTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+function kernelSection(measurements: readonly Measurement[]): string {
+  const parts = measurements.filter((m) => m.kernels !== undefined).map((m) => {
+    const k = m.kernels!;
+    const rows = k.top.map((t) => [t.name, `${t.ms.toFixed(0)} ms`, `${((100 * t.ms) / k.wallMs).toFixed(0)} %`, String(t.calls)]);
+    return [
+      `### ${m.name}`,
+      "",
+      `One repetition: ${k.wallMs.toFixed(0)} ms wall, ${k.kernelMs.toFixed(0)} ms (${((100 * k.kernelMs) / k.wallMs).toFixed(0)} %) inside kernels.`,
+      "",
+      markdownTable(["kernel", "time", "share of wall", "calls"], rows),
+    ].join("\n");
   });
+  return parts.length === 0 ? "" : ["## Where the time goes (tf.profile of one repetition, top kernels)", "", ...parts].join("\n\n");
 }
 
-function baselineEpochs(baselines: Map<string, Baseline>): Map<string, Baseline> {
-  for (const [name, b] of [...baselines]) {
-    const match = /^sae step (\d+)$/.exec(name);
-    if (match !== null) baselines.set(`sae epoch ${match[1]} (396 steps × step time)`, { ...b, seconds: b.seconds.map((x) => x * SAE_EPOCH_STEPS) });
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const backend = await initBackend();
+  if (options.child !== undefined) {
+    const workload = WORKLOADS.find((w) => w.name === options.child);
+    if (workload === undefined) throw new Error(`no workload named "${options.child}"`);
+    console.log(RESULT_TAG + JSON.stringify(await runWorkload(workload, options)));
+    return;
   }
-  return baselines;
-}
-
-/** `npm run demo`'s wall time, from a fresh runs/demo/ (the synthetic dataset already generated). */
-function timeDemo(): Measurement {
-  rmSync(join(projectRoot(), "runs", "demo"), { recursive: true, force: true });
-  const started = performance.now();
-  const r = spawnSync("npx", ["tsx", "scripts/demo.ts"], { cwd: projectRoot(), stdio: "inherit" });
-  if (r.status !== 0) throw new Error("npm run demo failed: see its output above");
-  return { name: "npm run demo (dataset already generated)", seconds: [(performance.now() - started) / 1000], items: 1, unit: "run", peakMb: Number.NaN };
-}
-
-const options = parseArgs(process.argv.slice(2));
-const backend = await initBackend();
-console.log(describeBackend(backend));
-const measurements: Measurement[] = [];
-for (const workload of WORKLOADS.filter((w) => options.only.has(w.group))) {
-  if (workload.needsData && !options.data) {
-    console.log(`${workload.name}: skipped (give --data FOLDER, e.g. ../shared/data/celeba-dev)`);
-    continue;
+  console.log(describeBackend(backend));
+  const torchMissing = pytorchReady();
+  const results: [Measurement, Baseline | undefined][] = [];
+  const notes: string[] = [];
+  let torchVersion = "";
+  for (const workload of WORKLOADS.filter((w) => options.only.has(w.group))) {
+    if (workload.needsData === true && options.data === undefined) {
+      notes.push(`${workload.name}: skipped (give --data FOLDER, e.g. ../shared/data/celeba-dev)`);
+      continue;
+    }
+    console.log(`${workload.name} …`);
+    const m = runChild(workload, options);
+    if (typeof m === "string") {
+      notes.push(`${workload.name}: ${m}`);
+      continue;
+    }
+    let base: Baseline | undefined;
+    const baselineName = workload.baseline === undefined ? workload.name : workload.baseline;
+    if (baselineName !== null && torchMissing === null) {
+      const b = pytorchBaseline(baselineName, options);
+      if (typeof b === "string") notes.push(`PyTorch ${baselineName}: ${b}`);
+      else [base, torchVersion] = [b, b.torch];
+    }
+    if (m.summary !== undefined) notes.push(`${m.name}: ${m.summary}`);
+    console.log(`  ${fmt(median(m.seconds))} s${base ? `, PyTorch ${fmt(median(base.seconds))} s` : ""}${m.summary ? `; ${m.summary}` : ""}`);
+    results.push(...withSaeEpoch(m, base));
   }
-  console.log(`${workload.name} …`);
-  measurements.push(...(await workload.run(options)));
+  if (options.only.has("demo")) {
+    const started = performance.now();
+    const r = spawnSync("npx", ["tsx", "scripts/demo.ts"], { cwd: projectRoot(), stdio: "inherit" });
+    if (r.status !== 0) throw new Error("npm run demo failed: see its output above");
+    notes.push(`\`npm run demo\` (dataset already generated, fresh runs/demo/): ${((performance.now() - started) / 60000).toFixed(1)} min wall`);
+  }
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
+  const head = ["workload", "TF.js median", "min–max", "throughput", "GFLOP/s (of WASM ceiling)", "peak RSS", "PyTorch median", "PyTorch GFLOP/s", "PyTorch peak RSS", "ratio to PyTorch"];
+  const report = [
+    "# Benchmarks",
+    "",
+    `Made by \`npm run bench -- ${process.argv.slice(2).join(" ")}\` on ${new Date().toISOString().slice(0, 10)}.`,
+    "",
+    `- Machine: ${machine}.`,
+    `- TF.js: ${describeBackend(backend).split("\n")[0].replace("TF.js backend: ", "")}.`,
+    `- PyTorch: Debian's python3-torch ${torchVersion}, \`torch.set_num_threads(2)\`. ${torchMissing ?? ""}`,
+    `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
+    "- Every workload ran in a process of its own, TF.js and PyTorch alike: peak RSS is that process's maximum resident memory.",
+    "- `resnet18 embed onnx` rows run the same model exported to ONNX on onnxruntime-node (notebook 03's engine when it is installed), against the same PyTorch rows.",
+    "",
+    markdownTable(head, results.map(([m, b]) => row(m, b))),
+    "",
+    ...notes.map((n) => `- ${n}`),
+    "",
+    kernelSection(results.map(([m]) => m).filter((m) => !m.name.startsWith("sae epoch"))),
+    "",
+  ].join("\n");
+  writeFileSync(join(projectRoot(), "bench", "results.md"), report);
+  console.log(report);
 }
-if (options.only.has("demo")) measurements.push(timeDemo());
-const rawBaselines = pytorchBaselines(options);
-const baselines = typeof rawBaselines === "string" ? rawBaselines : baselineEpochs(rawBaselines);
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
-const report = [
-  "# Benchmarks",
-  "",
-  `Made by \`npm run bench -- ${process.argv.slice(2).join(" ")}\` on ${new Date().toISOString().slice(0, 10)}.`,
-  "",
-  `- Machine: ${machine}.`,
-  `- TF.js: ${describeBackend(backend).split("\n")[0].replace("TF.js backend: ", "")}.`,
-  `- PyTorch: Debian's python3-torch, \`torch.set_num_threads(2)\`. ${typeof baselines === "string" ? baselines : ""}`,
-  `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
-  "- Peak RSS is the whole process's: WASM memory is never returned to the system, so each row includes the rows above it.",
-  "",
-  table(withSaeEpochs(measurements), baselines),
-  "",
-].join("\n");
-writeFileSync(join(projectRoot(), "bench", "results.md"), report);
-console.log(report);
+
+await main();

@@ -1,12 +1,17 @@
-// The TF.js side of `npm run bench`: each workload times the same work as bench/pytorch_baseline.py does in
-// PyTorch, under the same name, so the report can put them side by side.
+// The TF.js side of `npm run bench`: each workload prepares one repetition of the same work as the PyTorch workload
+// of the same name in bench/pytorch_baseline.py, so the report can put them side by side. bench/run.ts times the
+// repetitions, runs every workload in a process of its own (its peak memory is then its own) and profiles kernels.
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Adam } from "../lib/adam";
 import { tf } from "../lib/backend";
-import { trainStep } from "../lib/finetune";
+import { defaultConfig } from "../lib/config";
+import { trainModel, trainStep } from "../lib/finetune";
 import { openImageDataset } from "../lib/image-dataset";
-import { createImageLoader } from "../lib/image-loader";
+import { createImageLoader, type ImageBatch } from "../lib/image-loader";
+import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
 import { createResNet18 } from "../lib/resnet18";
 import { createSae, presetTraining } from "../lib/sae";
 import { saeOptimizer, saeStep } from "../lib/sae-train";
@@ -17,141 +22,220 @@ export interface BenchOptions {
   readonly images: number;
 }
 
-export interface Measurement {
-  readonly name: string;
-  /** Seconds per repetition. */
-  readonly seconds: readonly number[];
+/** One workload, ready to run: `step` is one timed repetition. */
+export interface Prepared {
+  readonly step: () => Promise<void>;
   /** Items per repetition (images, vectors) and their unit. */
   readonly items: number;
   readonly unit: string;
   /** Floating-point operations per repetition, when meaningful. */
   readonly flops?: number;
-  /** Peak resident memory of this process while it ran. */
-  readonly peakMb: number;
+  /** Untimed repetitions first (default 1). */
+  readonly warmup?: number;
+  /** A line for the report after the repetitions ran (e.g. the share of time spent waiting for data). */
+  readonly summary?: () => string;
+  dispose(): void | Promise<void>;
 }
 
 export interface Workload {
   readonly name: string;
-  readonly group: "decode" | "sae" | "resnet";
+  readonly group: "decode" | "resnet" | "onnx" | "sae" | "data";
+  /** The PyTorch workload to compare with (default: the same name); null when there is none. */
+  readonly baseline?: string | null;
   readonly needsData?: boolean;
-  run(options: BenchOptions): Promise<Measurement[]>;
+  /** Whether a per-kernel TF.js profile of one repetition means something (the work runs in TF.js kernels). */
+  readonly kernels?: boolean;
+  prepare(options: BenchOptions): Promise<Prepared>;
 }
 
-/** Samples the process's RSS while `fn` runs, returning its peak in MB. */
-export async function withPeakMemory<T>(fn: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-  try {
-    const result = await fn();
-    peak = Math.max(peak, process.memoryUsage().rss);
-    return { result, peakMb: peak / 2 ** 20 };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-/** Times `fn` `reps` times after `warmup` untimed runs. */
-export async function timed(fn: () => Promise<void>, reps: number, warmup = 1): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const out: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    await fn();
-    out.push((performance.now() - t) / 1000);
-  }
-  return out;
-}
-
-/** JPEG decode + resize to float32 NHWC batches of 64, the post's `post` resize, no cache (the first epoch). */
-const decode: Workload = {
-  name: "decode",
-  group: "decode",
-  needsData: true,
-  async run(options) {
-    const dataset = await openImageDataset(options.data ?? join("data"), { limit: options.images, skipMetadata: true });
-    const out: Measurement[] = [];
-    for (const size of [224, 64]) {
-      const pass = async (): Promise<void> => {
-        const loader = createImageLoader(dataset.paths, { size, mode: "post", batchSize: 64, prefetch: 2 });
-        for await (const batch of loader.batches()) void batch;
-        await loader.close();
-      };
-      const { result, peakMb } = await withPeakMemory(() => timed(pass, options.reps));
-      out.push({ name: `decode ${size}`, seconds: result, items: dataset.count, unit: "img", peakMb });
-    }
-    return out;
-  },
-};
+/** Vectors in an SAE epoch over CelebA (202,599 faces); at batch 512 an epoch is 396 steps. */
+export const CELEBA_FACES = 202_599;
 
 /** ResNet18's forward pass at 224×224: 1.82 G multiply-adds per image (torchvision's figure), ×2 for FLOPs. */
 const RESNET18_FLOPS_224 = 2 * 1.82e9;
-const resnetFlops = (size: number): number => RESNET18_FLOPS_224 * (size / 224) ** 2;
+export const resnetFlops = (size: number): number => RESNET18_FLOPS_224 * (size / 224) ** 2;
 
-/** One fine-tuning step of the post's loss (batch and its 180° copy, Adam), at the sizes of the notes. */
-const resnetTrain: Workload = {
-  name: "resnet18 train",
-  group: "resnet",
-  async run(options) {
-    const out: Measurement[] = [];
-    for (const [batch, size] of [[32, 64], [8, 224]] as const) {
+/** JPEG decode + resize to float32 NHWC batches of 64, the post's `post` resize, no cache (the first epoch). */
+function decode(size: number): Workload {
+  return {
+    name: `decode ${size}`,
+    group: "decode",
+    needsData: true,
+    async prepare(options) {
+      const dataset = await openImageDataset(options.data ?? "data", { limit: options.images, skipMetadata: true });
+      return {
+        items: dataset.count,
+        unit: "img",
+        async step() {
+          const loader = createImageLoader(dataset.paths, { size, mode: "post", batchSize: 64, prefetch: 2 });
+          for await (const batch of loader.batches()) void batch;
+          await loader.close();
+        },
+        dispose() {},
+      };
+    },
+  };
+}
+
+/** One fine-tuning step of the post's loss (the batch and its 180° copy, Adam), the batch in one chunk. */
+function resnetTrain(batch: number, size: number): Workload {
+  return {
+    name: `resnet18 train ${batch}x${size}`,
+    group: "resnet",
+    kernels: true,
+    async prepare() {
       const model = createResNet18({ width: 64, seed: 1 });
       const adam = new Adam(model.trainable, { learningRate: 1e-3 });
       const images = tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
-      const step = async (): Promise<void> => void trainStep(model, adam, images, null, { loss: { preset: "post", temperature: 0.1 }, chunkSize: batch });
-      const { result, peakMb } = await withPeakMemory(() => timed(step, options.reps));
-      // forward + backward ≈ 3 forwards, over the batch and its rotated copy
-      out.push({ name: `resnet18 train ${batch}x${size}`, seconds: result, items: batch, unit: "img", flops: 3 * 2 * batch * resnetFlops(size), peakMb });
-      tf.dispose([images]);
-      adam.dispose();
-      model.dispose();
-    }
-    return out;
-  },
-};
+      return {
+        items: batch,
+        unit: "img",
+        // forward + backward ≈ 3 forwards, over the batch and its rotated copy
+        flops: 3 * 2 * batch * resnetFlops(size),
+        step: async () => void trainStep(model, adam, images, null, { loss: { preset: "post", temperature: 0.1 }, chunkSize: batch }),
+        dispose() {
+          images.dispose();
+          adam.dispose();
+          model.dispose();
+        },
+      };
+    },
+  };
+}
 
-/** Eval-mode embedding of a batch of 64 (notebook 03's work). */
-const resnetEmbed: Workload = {
-  name: "resnet18 embed",
-  group: "resnet",
-  async run(options) {
-    const out: Measurement[] = [];
-    const model = createResNet18({ width: 64, seed: 1 });
-    for (const size of [64, 224]) {
-      const images = tf.randomUniform([64, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
-      const embed = async (): Promise<void> => void tf.tidy(() => model.apply(images, false).dataSync());
-      const { result, peakMb } = await withPeakMemory(() => timed(embed, options.reps));
-      out.push({ name: `resnet18 embed 64x${size}`, seconds: result, items: 64, unit: "img", flops: 64 * resnetFlops(size), peakMb });
-      images.dispose();
-    }
-    model.dispose();
-    return out;
-  },
-};
+/** Eval-mode embedding of a batch (notebook 03's work) on the TF.js backend. */
+function resnetEmbed(batch: number, size: number): Workload {
+  return {
+    name: `resnet18 embed ${batch}x${size}`,
+    group: "resnet",
+    kernels: true,
+    async prepare() {
+      const model = createResNet18({ width: 64, seed: 1 });
+      const images = tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
+      return {
+        items: batch,
+        unit: "img",
+        flops: batch * resnetFlops(size),
+        step: async () => void tf.tidy(() => model.apply(images, false).dataSync()),
+        dispose() {
+          images.dispose();
+          model.dispose();
+        },
+      };
+    },
+  };
+}
 
-/** Vectors in an SAE epoch over CelebA (202,599 faces) and its steps at batch 512. */
-export const CELEBA_FACES = 202_599;
+/** The same embedding on onnxruntime-node (the model exported to ONNX, BatchNorm folded), notebook 03's engine. */
+function onnxEmbed(batch: number, size: number): Workload {
+  return {
+    name: `resnet18 embed onnx ${batch}x${size}`,
+    group: "onnx",
+    baseline: `resnet18 embed ${batch}x${size}`,
+    async prepare() {
+      const loaded = loadOnnxRuntime();
+      if (loaded.ok === false) throw new Error(`${loaded.reason} (npm install onnxruntime-node)`);
+      const model = createResNet18({ width: 64, seed: 1 });
+      const embedder = await createOnnxEmbedder(model, "post", loaded);
+      const images = tf.tidy(() => tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7).dataSync() as Float32Array);
+      const input: ImageBatch = { indices: Int32Array.from({ length: batch }, (_, i) => i), files: [], data: images, shape: [batch, size, size, 3] };
+      return {
+        items: batch,
+        unit: "img",
+        flops: batch * resnetFlops(size),
+        step: async () => void (await embedder.embed(input)),
+        async dispose() {
+          await embedder.close();
+          model.dispose();
+        },
+      };
+    },
+  };
+}
 
-/** One step of the post's SAE at batch 512 (d = 512), for the dictionaries of the notes. */
-const saeSteps: Workload = {
-  name: "sae step",
-  group: "sae",
-  async run(options) {
-    const out: Measurement[] = [];
-    const x = tf.randomNormal([512, 512], 0, 1, "float32", 3) as tf.Tensor2D;
-    for (const m of [512, 4096, 16384]) {
+/** One step of the post's SAE at batch 512 (d = 512). */
+function saeStepWorkload(dictionary: number): Workload {
+  return {
+    name: `sae step ${dictionary}`,
+    group: "sae",
+    kernels: true,
+    async prepare() {
+      const x = tf.randomNormal([512, 512], 0, 1, "float32", 3) as tf.Tensor2D;
       const training = { ...presetTraining("post", "relu"), batchSize: 512, seed: 1 };
-      const sae = createSae({ preset: "post", architecture: "relu", inputDim: 512, dictionarySize: m, training });
+      const sae = createSae({ preset: "post", architecture: "relu", inputDim: 512, dictionarySize: dictionary, training });
       const adam = saeOptimizer(sae, training.weightDecay);
-      const step = async (): Promise<void> => void saeStep(sae, adam, x, training.learningRate, training.l1);
-      const { result, peakMb } = await withPeakMemory(() => timed(step, options.reps, 2));
-      // forward 4·B·d·m, backward ≈ 2× forward
-      out.push({ name: `sae step ${m}`, seconds: result, items: 512, unit: "vec", flops: 12 * 512 * 512 * m, peakMb });
-      adam.dispose();
-      sae.dispose();
-    }
-    x.dispose();
-    return out;
-  },
-};
+      return {
+        items: 512,
+        unit: "vec",
+        // forward 4·B·d·m, backward ≈ 2× forward
+        flops: 12 * 512 * 512 * dictionary,
+        warmup: 2,
+        step: async () => void saeStep(sae, adam, x, training.learningRate, training.l1),
+        dispose() {
+          adam.dispose();
+          sae.dispose();
+          x.dispose();
+        },
+      };
+    },
+  };
+}
 
-export const WORKLOADS: readonly Workload[] = [decode, resnetTrain, resnetEmbed, saeSteps];
+/**
+ * Fine-tuning as `npm run demo` does it (64 px, batch 32) on real JPEGs decoded during the steps (the first
+ * epoch, no cache): how much of the training time is spent waiting for the next batch.
+ */
+function trainingDataWait(steps: number): Workload {
+  return {
+    name: `fine-tuning ${steps} steps at 32x64, decoding`,
+    group: "data",
+    baseline: null,
+    needsData: true,
+    async prepare(options) {
+      const dataset = await openImageDataset(options.data ?? "data", { limit: options.images, skipMetadata: true });
+      const defaults = defaultConfig("bench");
+      const settings = { ...defaults.finetune, batchSize: 32, chunkSize: 32, maxSteps: steps, checkpointEvery: 10_000, seed: 0 };
+      const scratch = mkdtempSync(join(tmpdir(), "bench-finetune-"));
+      let waited = 0;
+      let total = 0;
+      return {
+        items: steps * settings.batchSize,
+        unit: "img",
+        warmup: 0,
+        async step() {
+          const model = createResNet18({ width: 64, seed: 1 });
+          const loader = createImageLoader(dataset.paths, { size: 64, mode: "post", batchSize: 32, prefetch: defaults.prefetchBatches });
+          rmSync(scratch, { recursive: true, force: true });
+          try {
+            const result = await trainModel({
+              model, count: dataset.count, batches: (order, batchSize) => loader.batches({ order, batchSize }), identities: null,
+              settings, checkpointDir: scratch, progress: "silent", showCurve: false,
+            });
+            waited += result.dataWaitSeconds;
+            total += result.seconds;
+          } finally {
+            await loader.close();
+            model.dispose();
+          }
+        },
+        summary: () => `waited for images ${((100 * waited) / total).toFixed(1)} % of the training time (${waited.toFixed(2)} s of ${total.toFixed(1)} s)`,
+        dispose: () => rmSync(scratch, { recursive: true, force: true }),
+      };
+    },
+  };
+}
+
+export const WORKLOADS: readonly Workload[] = [
+  decode(224),
+  decode(64),
+  resnetTrain(32, 64),
+  resnetTrain(8, 224),
+  resnetEmbed(64, 64),
+  resnetEmbed(64, 224),
+  onnxEmbed(64, 64),
+  onnxEmbed(64, 224),
+  saeStepWorkload(512),
+  saeStepWorkload(4096),
+  saeStepWorkload(16384),
+  trainingDataWait(12),
+];

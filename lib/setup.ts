@@ -45,15 +45,19 @@ function aptCommand(): readonly string[] | undefined {
   return undefined;
 }
 
+/** Installs Debian packages with apt-get (as root or through password-less sudo); false when it cannot. */
+export function aptInstall(packages: readonly string[]): boolean {
+  const apt = aptCommand();
+  if (apt === undefined) return false;
+  const [cmd, ...pre] = apt;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  return run(cmd, [...pre, "update", "-q"], env) && run(cmd, [...pre, "install", "-y", "-q", ...packages], env);
+}
+
 /** Installs Jupyter's Python side with apt (Debian/Ubuntu) or else pip. */
 function installJupyter(): void {
-  const apt = aptCommand();
-  if (apt !== undefined) {
-    const [cmd, ...pre] = apt;
-    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    if (run(cmd, [...pre, "update", "-q"], env) && run(cmd, [...pre, "install", "-y", "-q", ...DEBIAN_JUPYTER_PACKAGES], env)) return;
-    console.log("apt-get could not install Jupyter; trying pip.");
-  }
+  if (aptInstall(DEBIAN_JUPYTER_PACKAGES)) return;
+  if (aptCommand() !== undefined) console.log("apt-get could not install Jupyter; trying pip.");
   for (const python of ["python3", "/usr/bin/python3"]) {
     if (has(python) && spawnSync(python, ["-m", "pip", "--version"], { stdio: "ignore" }).status === 0) {
       if (run(python, ["-m", "pip", "install", "--user", ...PIP_JUPYTER_PACKAGES])) return;
@@ -77,13 +81,7 @@ export function missingTestPackages(python: string): string[] {
 function ensureTestPackages(python: string): void {
   let missing = missingTestPackages(python);
   if (missing.length === 0) return;
-  const apt = aptCommand();
-  if (apt !== undefined) {
-    const [cmd, ...pre] = apt;
-    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    if (run(cmd, [...pre, "update", "-q"], env)) run(cmd, [...pre, "install", "-y", "-q", ...missing], env);
-    missing = missingTestPackages(python);
-  }
+  if (aptInstall(missing)) missing = missingTestPackages(python);
   if (missing.length > 0) {
     throw new Error(`The tests need ${missing.join(" and ")} (Debian/Ubuntu: \`sudo apt-get install ${missing.join(" ")}\`). Install them, then run npm test again.`);
   }
