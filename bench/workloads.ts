@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Adam } from "../lib/adam";
-import { tf } from "../lib/backend";
+import { tf, tidyValues } from "../lib/backend";
 import { defaultConfig } from "../lib/config";
 import { trainModel, trainStep } from "../lib/finetune";
 import { openImageDataset } from "../lib/image-dataset";
@@ -116,7 +116,7 @@ function resnetEmbed(batch: number, size: number): Workload {
         items: batch,
         unit: "img",
         flops: batch * resnetFlops(size),
-        step: async () => void tf.tidy(() => model.apply(images, false).dataSync()),
+        step: async () => void tidyValues(() => model.apply(images, false)),
         dispose() {
           images.dispose();
           model.dispose();
@@ -137,7 +137,7 @@ function onnxEmbed(batch: number, size: number): Workload {
       if (loaded.ok === false) throw new Error(`${loaded.reason} (npm install onnxruntime-node)`);
       const model = createResNet18({ width: 64, seed: 1 });
       const embedder = await createOnnxEmbedder(model, "post", loaded);
-      const images = tf.tidy(() => tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7).dataSync() as Float32Array);
+      const images = tidyValues(() => tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7));
       const input: ImageBatch = { indices: Int32Array.from({ length: batch }, (_, i) => i), files: [], data: images, shape: [batch, size, size, 3] };
       return {
         items: batch,

@@ -194,4 +194,18 @@ export function initBackend(choice: BackendChoice = "auto"): Promise<BackendRepo
   return selected;
 }
 
+/**
+ * The values of the tensor `fn` makes, with every intermediate tensor freed. Use it instead of returning
+ * `dataSync()` from `tf.tidy`: tidy searches what it returns for tensors, element by element, which for a typed
+ * array of 2 M floats takes ~1.8 s.
+ */
+export function tidyValues<T extends Float32Array | Int32Array | Uint8Array = Float32Array>(fn: () => tf.Tensor): T {
+  const out = tf.tidy(fn);
+  try {
+    return out.dataSync() as T;
+  } finally {
+    out.dispose();
+  }
+}
+
 export { tf };

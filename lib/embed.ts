@@ -11,7 +11,7 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tf } from "./backend";
+import { tf, tidyValues } from "./backend";
 import type { EmbedEngineChoice, Preset, RunConfig } from "./config";
 import { openRunDataset } from "./datasets";
 import { finetunedModelPath, imageCachePath, preprocess } from "./finetune";
@@ -46,7 +46,7 @@ interface EmbedKey {
 
 /** The model's embeddings of a batch (eval mode: BatchNorm's running statistics), preprocessed as in training. */
 export function embedBatch(model: ResNet18, batch: ImageBatch, preset: Preset): Float32Array {
-  return tf.tidy(() => model.apply(preprocess(tf.tensor4d(batch.data, batch.shape), preset), false).dataSync() as Float32Array);
+  return tidyValues(() => model.apply(preprocess(tf.tensor4d(batch.data, batch.shape), preset), false));
 }
 
 export interface EmbedderOptions {

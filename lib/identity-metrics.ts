@@ -9,7 +9,7 @@
 //                             the training set's majority label
 // `evaluateRun` computes them for the fine-tuned vectors and for the initial model's on the same sample.
 
-import { tf } from "./backend";
+import { tf, tidyValues } from "./backend";
 import type { AttributeTable } from "./celeba-metadata";
 import type { RunConfig } from "./config";
 import { openRunDataset } from "./datasets";
@@ -23,10 +23,10 @@ import { Rng } from "./synthetic-faces-random";
 /** Row-normalised vectors' cosine similarities, n × n. */
 export function cosineSimilarities(vectors: Float32Array, dim: number): Float32Array {
   const n = vectors.length / dim;
-  return tf.tidy(() => {
+  return tidyValues(() => {
     const x = tf.tensor2d(vectors, [n, dim]);
     const z = tf.div(x, tf.maximum(tf.norm(x, "euclidean", 1, true), 1e-12)) as tf.Tensor2D;
-    return tf.matMul(z, tf.transpose(z)).dataSync() as Float32Array;
+    return tf.matMul(z, tf.transpose(z));
   });
 }
 
@@ -149,7 +149,7 @@ export function linearProbe(vectors: Float32Array, dim: number, table: Pick<Attr
   const steps = options.steps ?? 300;
   const lr = options.learningRate ?? 0.1;
   const l2 = options.l2 ?? 1e-4;
-  const predictions = tf.tidy(() => {
+  const predictions = tidyValues<Uint8Array>(() => {
     const x = tf.tensor2d(vectors, [n, dim]);
     const y = tf.tensor2d(Float32Array.from(table.values, (v) => (v > 0 ? 1 : 0)), [n, a]);
     const xTrain = tf.gather(x, trainRows);
@@ -181,7 +181,7 @@ export function linearProbe(vectors: Float32Array, dim: number, table: Pick<Attr
       [w, b, mw, vw, mb, vb] = [nw, nb, nmw, nvw, nmb, nvb];
     }
     const logits = tf.add(tf.matMul(standardise(tf.gather(x, testRows)), w), b);
-    return tf.greater(logits, 0).dataSync() as Uint8Array;
+    return tf.greater(logits, 0);
   });
   return table.names.map((attribute, j) => {
     const label = (row: number): boolean => table.values[row * a + j] > 0;

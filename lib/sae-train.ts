@@ -19,7 +19,7 @@ import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Adam } from "./adam";
 import { seededShuffle } from "./synthetic-faces-random";
-import { tf } from "./backend";
+import { tf, tidyValues } from "./backend";
 import type { Preset, RunConfig, SaeConfig } from "./config";
 import type { Figure, Trace } from "./figures";
 import type { Row } from "./html-table";
@@ -459,7 +459,7 @@ function epochMetrics(
   seconds: number,
 ): EpochMetrics {
   const density = fired.map((c) => c / rows);
-  const norms = tf.tidy(() => tf.norm(model.params.weightDecoder, 2, 1).dataSync());
+  const norms = tidyValues(() => tf.norm(model.params.weightDecoder, 2, 1));
   let min = Infinity;
   let max = -Infinity;
   let sum = 0;

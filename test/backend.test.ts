@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BACKEND_ORDER, chooseBackend, describeBackend, initBackend, nativeBackendLoad, parseBackendChoice, type BackendName, type BackendProbe } from "../lib/backend";
+import { BACKEND_ORDER, chooseBackend, describeBackend, initBackend, nativeBackendLoad, parseBackendChoice, tf, tidyValues, type BackendName, type BackendProbe } from "../lib/backend";
 
 function fake(name: BackendName, ok: boolean, log: string[]): BackendProbe {
   return {
@@ -76,5 +76,15 @@ describe("backend selection", () => {
     const bad = spawnSync("npx", ["tsx", script], { encoding: "utf8", env: { ...process.env, CELEBA_SAE_BACKEND: "tensorflow" } });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/tensorflow backend was asked for/);
+  });
+});
+
+describe("tidyValues", () => {
+  it("returns the tensor's values and frees every tensor it made", async () => {
+    await initBackend();
+    const before = tf.memory().numTensors;
+    const values = tidyValues(() => tf.mul(tf.range(0, 4), tf.scalar(2)));
+    expect(Array.from(values)).toEqual([0, 2, 4, 6]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
