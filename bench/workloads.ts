@@ -45,6 +45,8 @@ export interface Workload {
   readonly needsData?: boolean;
   /** Whether a per-kernel TF.js profile of one repetition means something (the work runs in TF.js kernels). */
   readonly kernels?: boolean;
+  /** Runs native code (ONNX Runtime), not WASM. */
+  readonly native?: boolean;
   prepare(options: BenchOptions): Promise<Prepared>;
 }
 
@@ -131,6 +133,7 @@ function onnxEmbed(batch: number, size: number): Workload {
   return {
     name: `resnet18 embed onnx ${batch}x${size}`,
     group: "onnx",
+    native: true,
     baseline: `resnet18 embed ${batch}x${size}`,
     async prepare() {
       const loaded = loadOnnxRuntime();
