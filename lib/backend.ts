@@ -74,7 +74,7 @@ export async function chooseBackend(choice: BackendChoice, probes: readonly Back
   throw new Error(`No TensorFlow.js backend loaded: ${skipped.map((s) => `${s.name}: ${s.reason}`).join("; ")}`);
 }
 
-/** One line for people: "wasm (SIMD on, 1 thread) — skipped tensorflow-gpu: …". */
+/** Lines for people: "TF.js backend: wasm (XNNPACK, SIMD on, 2 threads (threaded build))", then why faster ones were not used. */
 export function describeBackend(report: BackendReport): string {
   const lines = [`TF.js backend: ${report.name} (${report.details})`];
   for (const w of report.warnings) lines.push(`WARNING: ${w}`);
