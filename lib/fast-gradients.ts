@@ -305,11 +305,17 @@ export function maxPoolNonNegative(x: tf.Tensor4D, kernel: number, stride: numbe
   return op(padded);
 }
 
-/** Per-channel sums of an NHWC tensor over n, h, w: a [1, m] × [m, c] product with ones (XNNPACK's fast path). */
+/**
+ * Per-channel sums of an NHWC tensor over n, h, w: each image's average pool over its whole h×w (XNNPACK), times
+ * h·w, summed over n. 10–15× faster than a [1, m] × [m, c] product with ones (XNNPACK repacks the m × c operand on
+ * every call, as it is new every step) and closer to the exact sum (~3e-7 of it at 32×32×32×64, against ~8e-6).
+ */
 export function channelSums(x: tf.Tensor): tf.Tensor1D {
   const c = x.shape[x.shape.length - 1];
-  const rows = x.size / c;
-  return tf.reshape(tf.matMul(tf.ones([1, rows]), tf.reshape(x, [rows, c])), [c]);
+  if (x.rank !== 4) return tf.reshape(tf.matMul(tf.ones([1, x.size / c]), tf.reshape(x, [x.size / c, c])), [c]);
+  const [n, h, w] = x.shape;
+  const means = tf.reshape(tf.avgPool(x as tf.Tensor4D, [h, w], 1, "valid"), [n, c]);
+  return tf.mul(n === 1 ? tf.reshape(means, [c]) : tf.sum(means, 0), h * w) as tf.Tensor1D;
 }
 
 /** What a BatchNorm with batch statistics gives: the output and the statistics it used. */
