@@ -118,22 +118,32 @@ function nativeProbe(name: "tensorflow-gpu" | "tensorflow", pkg: string): Backen
   };
 }
 
-/** Starts the wasm backend, threaded when more than one thread is wanted; false when it did not initialise. */
-async function startWasm(packageDir: string, threads: number): Promise<boolean> {
-  if (threads === 1) return tf.setBackend("wasm");
-  const version = (requireFromProject()(join(packageDir, "package.json")) as { version: string }).version;
-  const undo = prepareWasmThreads({
-    packageDir, version, threads, requireFile: requireFromProject(),
-    setMultithreadFlag: (on) => tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", on),
-    setThreadsCount: (n) => wasm.setThreadsCount(n),
-  });
+/**
+ * Starts the wasm backend, threaded when more than one thread is wanted. When the threaded build cannot be set up
+ * (its files missing or unwritable), it starts single-threaded and says why in `fallback`; `ok` is false when the
+ * backend did not initialise at all.
+ */
+async function startWasm(packageDir: string, threads: number): Promise<{ ok: boolean; fallback: string }> {
+  if (threads === 1) return { ok: await tf.setBackend("wasm"), fallback: "" };
+  let undo: () => void;
   try {
-    if (!(await tf.setBackend("wasm"))) return false;
+    const version = (requireFromProject()(join(packageDir, "package.json")) as { version: string }).version;
+    undo = prepareWasmThreads({
+      packageDir, version, threads, requireFile: requireFromProject(),
+      setMultithreadFlag: (on) => tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", on),
+      setThreadsCount: (n) => wasm.setThreadsCount(n),
+    });
+  } catch (e) {
+    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+    return { ok: await tf.setBackend("wasm"), fallback: `the threaded build could not be set up (${errorText(e)}), so it runs single-threaded` };
+  }
+  try {
+    if (!(await tf.setBackend("wasm"))) return { ok: false, fallback: "" };
   } finally {
     undo();
   }
   releaseWasmWorkers((tf.backend() as unknown as { wasm?: unknown }).wasm);
-  return true;
+  return { ok: true, fallback: "" };
 }
 
 /** The WASM backend, with its .wasm files read from node_modules, on as many threads as cores (CELEBA_SAE_WASM_THREADS). */
@@ -144,11 +154,13 @@ const wasmProbe: BackendProbe = {
       const packageDir = join(requireFromProject().resolve("@tensorflow/tfjs-backend-wasm/package.json"), "..");
       wasm.setWasmPaths(join(packageDir, "dist") + "/");
       const wanted = wasmThreadsWanted(process.env[WASM_THREADS_ENV], os.cpus().length);
-      if (!(await startWasm(packageDir, wanted))) return { ok: false, reason: "the wasm backend did not initialise" };
+      const started = await startWasm(packageDir, wanted);
+      if (!started.ok) return { ok: false, reason: "the wasm backend did not initialise" };
       const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
       const threads = wasm.getThreadsCount();
       const warnings = simd ? [] : ["WebAssembly SIMD is not available: the wasm backend runs several times slower"];
-      if (threads < wanted) warnings.push(`the wasm backend runs ${threads} thread${threads === 1 ? "" : "s"} of the ${wanted} asked for`);
+      if (started.fallback !== "") warnings.push(started.fallback);
+      else if (threads < wanted) warnings.push(`the wasm backend runs ${threads} thread${threads === 1 ? "" : "s"} of the ${wanted} asked for`);
       const build = threads > 1 ? "threaded build" : wanted === 1 ? `single-threaded: ${WASM_THREADS_ENV}=1` : "single-threaded";
       return { ok: true, details: `XNNPACK, SIMD ${simd ? "on" : "off"}, ${threads} thread${threads === 1 ? "" : "s"} (${build})`, warnings };
     } catch (e) {

@@ -11,7 +11,7 @@
 //   - afterwards the pthread workers are unref'd so that scripts still exit when their work is done.
 // Measured here: forward Conv2D 24 → 45 GFLOP/s, matMul 25 → 44 GFLOP/s with 2 threads.
 
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 
@@ -71,6 +71,8 @@ export function prepareWasmThreads(setup: WasmThreadsSetup): () => void {
   const contents = (workerModule as { wasmWorkerContents?: unknown }).wasmWorkerContents;
   if (typeof contents !== "string") throw new Error("tfjs-backend-wasm has no threaded worker script (wasm-out/…worker.js)");
   const mainScript = join(setup.packageDir, "wasm-out", "tfjs-backend-wasm-threaded-simd.js");
+  // A pthread worker that cannot load its script takes the whole process down: check everything it needs first.
+  if (!existsSync(mainScript)) throw new Error(`tfjs-backend-wasm has no threaded main script (${mainScript})`);
   const dir = join(os.tmpdir(), `celeba-sae-tfjs-wasm-${setup.version}`);
   mkdirSync(dir, { recursive: true });
   const workerFile = join(dir, "tfjs-backend-wasm-threaded-simd.worker.js");

@@ -67,6 +67,20 @@ describe("the wasm backend in a fresh process", () => {
     expect(single.sum).toBeGreaterThan(1);
   });
 
+  it("runs single-threaded, saying why, when the threaded build cannot be set up", () => {
+    const script = join(mkdtempSync(join(tmpdir(), "wasm-threads-")), "probe.mts");
+    // A temporary folder that is a file: the worker script cannot be written (set after tsx has started).
+    writeFileSync(script, [
+      `process.env.TMPDIR = ${JSON.stringify(script)};`,
+      `const { initBackend, describeBackend } = await import(${JSON.stringify(resolve("lib/backend.ts"))});`,
+      `console.log(describeBackend(await initBackend("wasm")));`,
+    ].join("\n"));
+    const out = spawnSync("npx", ["tsx", script], { encoding: "utf8", timeout: 60_000, env: { ...process.env, [WASM_THREADS_ENV]: "2" } });
+    expect(out.status, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/wasm \(XNNPACK, SIMD on, 1 thread \(single-threaded\)\)/);
+    expect(out.stdout).toMatch(/WARNING: the threaded build could not be set up \(ENOTDIR.*\), so it runs single-threaded/);
+  });
+
   it("a bad thread count is an error naming the variable", () => {
     const script = join(mkdtempSync(join(tmpdir(), "wasm-threads-")), "probe.mts");
     writeFileSync(script, `import { initBackend } from ${JSON.stringify(resolve("lib/backend.ts"))};\nawait initBackend("wasm");\n`);
