@@ -83,6 +83,50 @@ function constant<T extends tf.Tensor>(key: string, make: () => T): T {
   return t as T;
 }
 
+/**
+ * Filters derived from a weight for its input gradient (flipped and transposed, or one phase's taps), kept for the
+ * length of `withDerivedFilterCache`, by the weight's data and what was derived.
+ */
+let derivedFilters: Map<object, Map<string, tf.Tensor4D>> | null = null;
+
+/**
+ * Runs `fn` computing each derived filter once per weight and freeing them all at the end. In a training step the
+ * same weight serves several forward passes (the batch and its rotated copy, the chunks of a large batch): with the
+ * cache their input gradients share one derived filter, which XNNPACK also packs only once — packing a 3×3×512×512
+ * filter costs more than the convolution it serves (28 ms against 12 ms at 32×2×2×512).
+ */
+export function withDerivedFilterCache<T>(fn: () => T): T {
+  const outer = derivedFilters;
+  const cache = new Map<object, Map<string, tf.Tensor4D>>();
+  derivedFilters = cache;
+  try {
+    return fn();
+  } finally {
+    derivedFilters = outer;
+    for (const byKind of cache.values()) for (const t of byKind.values()) t.dispose();
+  }
+}
+
+/**
+ * `make()`, from the cache when `withDerivedFilterCache` is running (the result must not be disposed then). `weight`
+ * names the weight it derives from: the data of the tensor the forward pass used (the copy that tf.customGrad saves
+ * for the gradient has data of its own each time).
+ */
+function derivedFilter(weight: object, kind: string, make: () => tf.Tensor4D): tf.Tensor4D {
+  if (derivedFilters === null) return make();
+  let byKind = derivedFilters.get(weight);
+  if (byKind === undefined) {
+    byKind = new Map();
+    derivedFilters.set(weight, byKind);
+  }
+  let t = byKind.get(kind);
+  if (t === undefined || t.isDisposed) {
+    t = tf.keep(tf.tidy(make));
+    byKind.set(kind, t);
+  }
+  return t;
+}
+
 /** [k, k] matrix reversing the order of k rows (k = kh·kw: flips a filter in space). */
 function reversal(k: number): tf.Tensor2D {
   return constant(`reversal:${k}`, () => tf.reverse(tf.eye(k), [0]) as tf.Tensor2D);
@@ -100,7 +144,7 @@ export function flipFilter(filter: tf.Tensor4D): tf.Tensor4D {
  * Gradient of conv2d with respect to its input, as one forward conv over the zero-upsampled output gradient
  * (the textbook form; for stride > 1 it multiplies s² times more zeros than needed: see convInputGradPhases).
  */
-export function convInputGradUpsampled(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec): tf.Tensor4D {
+export function convInputGradUpsampled(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec, weight: object = filter.dataId): tf.Tensor4D {
   const [kh, kw] = filter.shape;
   const [, h, w] = inputShape;
   const s = spec.stride;
@@ -110,7 +154,7 @@ export function convInputGradUpsampled(dy: tf.Tensor4D, filter: tf.Tensor4D, inp
   const left = kw - 1 - spec.pad;
   const bottom = h + kh - 1 - (dy.shape[1] - 1) * s - 1 - top - (s - 1);
   const right = w + kw - 1 - (dy.shape[2] - 1) * s - 1 - left - (s - 1);
-  const flipped = flipFilter(filter);
+  const flipped = derivedFilter(weight, "flipped", () => flipFilter(filter));
   if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
     return tf.conv2d(up, flipped, 1, [[0, 0], [top, bottom], [left, right], [0, 0]]);
   }
@@ -146,14 +190,13 @@ function tapSelection(rows: readonly number[], cols: readonly number[], kh: numb
  * fall into s×s phases (y mod s); each phase is one small forward conv of dy with the filter taps that reach it,
  * and depthToSpace interleaves the phases. Same result as convInputGradUpsampled with s² fewer multiplications.
  */
-export function convInputGradPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec): tf.Tensor4D {
+export function convInputGradPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec, weight: object = filter.dataId): tf.Tensor4D {
   const [kh, kw, ci, co] = filter.shape;
   const [n, oh, ow] = dy.shape;
   const [, h, w] = inputShape;
   const s = spec.stride;
   const rowsOut = Math.ceil(h / s);
   const colsOut = Math.ceil(w / s);
-  const flat = tf.reshape(filter, [kh * kw, ci * co]);
   const parts: tf.Tensor4D[] = [];
   for (const ph of phasesOf(kh, s, spec.pad)) {
     for (const pw of phasesOf(kw, s, spec.pad)) {
@@ -163,8 +206,11 @@ export function convInputGradPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, inputS
         parts.push(tf.zeros([n, rowsOut, colsOut, ci]));
         continue;
       }
-      const taps = tf.reshape(tf.matMul(tapSelection(ph.taps, pw.taps, kh, kw), flat), [th, tw, ci, co]);
-      const sub = tf.transpose(taps, [0, 1, 3, 2]) as tf.Tensor4D;
+      const sub = derivedFilter(weight, `phase:${s}:${spec.pad}:${ph.taps.join(",")}:${pw.taps.join(",")}`, () => {
+        const flat = tf.reshape(filter, [kh * kw, ci * co]);
+        const taps = tf.reshape(tf.matMul(tapSelection(ph.taps, pw.taps, kh, kw), flat), [th, tw, ci, co]);
+        return tf.transpose(taps, [0, 1, 3, 2]) as tf.Tensor4D;
+      });
       const top = th - 1 - ph.shift;
       const left = tw - 1 - pw.shift;
       const bottom = rowsOut - oh - top + th - 1;
@@ -181,20 +227,24 @@ export function convInputGradPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, inputS
 }
 
 /** Gradient of a 1×1 conv without padding (ResNet's downsample) with respect to its input: the product, then spread. */
-export function convInputGradPointwise(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec): tf.Tensor4D {
+export function convInputGradPointwise(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec, weight: object = filter.dataId): tf.Tensor4D {
   const [, h, w] = inputShape;
   const [, oh, ow] = dy.shape;
   const s = spec.stride;
-  const small = tf.conv2d(dy, tf.transpose(filter, [0, 1, 3, 2]) as tf.Tensor4D, 1, "valid");
+  const transposed = derivedFilter(weight, "transposed", () => tf.transpose(filter, [0, 1, 3, 2]) as tf.Tensor4D);
+  const small = tf.conv2d(dy, transposed, 1, "valid");
   return padOrCrop(zeroUpsample(small, s), 0, h - oh * s, 0, w - ow * s);
 }
 
-/** Gradient of conv2d with respect to its input, by forward convs only (see the top of the file), the fastest form. */
-export function convInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec): tf.Tensor4D {
-  if (spec.stride === 1) return convInputGradUpsampled(dy, filter, inputShape, spec);
+/**
+ * Gradient of conv2d with respect to its input, by forward convs only (see the top of the file), the fastest form.
+ * `weight` identifies the weight for `withDerivedFilterCache` (default: the filter's own data).
+ */
+export function convInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: readonly number[], spec: ConvSpec, weight: object = filter.dataId): tf.Tensor4D {
+  if (spec.stride === 1) return convInputGradUpsampled(dy, filter, inputShape, spec, weight);
   const [kh, kw] = filter.shape;
-  if (kh === 1 && kw === 1 && spec.pad === 0) return convInputGradPointwise(dy, filter, inputShape, spec);
-  return convInputGradPhases(dy, filter, inputShape, spec);
+  if (kh === 1 && kw === 1 && spec.pad === 0) return convInputGradPointwise(dy, filter, inputShape, spec, weight);
+  return convInputGradPhases(dy, filter, inputShape, spec, weight);
 }
 
 /** The one-hot depthwise filter whose output channel c·kh·kw + a·kw + b copies input channel c at offset (a, b). */
@@ -266,9 +316,10 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: ConvSpec): tf.
     const w4 = w as tf.Tensor4D;
     save([x4, w4]);
     const value = tf.conv2d(x4, w4, spec.stride, [[0, 0], [spec.pad, spec.pad], [spec.pad, spec.pad], [0, 0]]);
+    const weight = w4.dataId;
     const gradFunc = (dy4: tf.Tensor4D, saved: tf.Tensor[]): tf.Tensor[] => {
       const [sx, sw] = saved as tf.Tensor4D[];
-      const dx = spec.inputGrad === false ? tf.zerosLike(sx) : convInputGrad(dy4, sw, sx.shape, spec);
+      const dx = spec.inputGrad === false ? tf.zerosLike(sx) : convInputGrad(dy4, sw, sx.shape, spec, weight);
       return [dx, convFilterGrad(sx, dy4, sw.shape, spec)];
     };
     return { value, gradFunc };

@@ -26,6 +26,7 @@ import { Adam } from "./adam";
 import { tf } from "./backend";
 import type { FinetuneConfig, Preset, RunConfig } from "./config";
 import { openRunDataset } from "./datasets";
+import { withDerivedFilterCache } from "./fast-gradients";
 import { showFigure, type Figure } from "./figures";
 import type { ImageDataset } from "./image-dataset";
 import { createImageLoader, type ImageBatch } from "./image-loader";
@@ -146,6 +147,11 @@ function embedPair(model: ResNet18, images: tf.Tensor4D, preset: Preset, trainin
 
 /** The gradient of the batch's loss with respect to `model.trainable`, computed chunk by chunk (see the top). */
 export function batchGradients(model: ResNet18, images: tf.Tensor4D, targets: tf.Tensor2D, options: StepOptions): BatchGradients {
+  // The weights do not change within the step: their input-gradient filters are derived (and packed) once.
+  return withDerivedFilterCache(() => batchGradientsOnce(model, images, targets, options));
+}
+
+function batchGradientsOnce(model: ResNet18, images: tf.Tensor4D, targets: tf.Tensor2D, options: StepOptions): BatchGradients {
   const training = options.training ?? true;
   const n = images.shape[0];
   const preset = options.loss.preset;

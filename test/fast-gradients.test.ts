@@ -17,6 +17,7 @@ import {
   im2col,
   matMul,
   maxPoolNonNegative,
+  withDerivedFilterCache,
   zeroUpsample,
   type ConvSpec,
 } from "../lib/fast-gradients";
@@ -229,6 +230,38 @@ describe("batchNormTrain", () => {
     for (let i = 0; i < 3; i++) step();
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, g, b]);
+  });
+});
+
+describe("withDerivedFilterCache", () => {
+  it.each([
+    { name: "3×3/1 pad 1", kernel: 3, spec: { stride: 1, pad: 1 } },
+    { name: "3×3/2 pad 1", kernel: 3, spec: { stride: 2, pad: 1 } },
+    { name: "1×1/2 (downsample)", kernel: 1, spec: { stride: 2, pad: 0 } },
+  ])("two passes over one weight: the same gradients as without it, one derived filter, nothing left behind: $name", async ({ kernel, spec }) => {
+    const xShape: [number, number, number, number] = [2, 7, 6, 5];
+    const wShape: [number, number, number, number] = [kernel, kernel, 5, 4];
+    const gradients = (): Float32Array[] =>
+      tf.tidy(() => {
+        const a = tf.tensor4d(randomArray(size(xShape), 51), xShape);
+        const b = tf.tensor4d(randomArray(size(xShape), 52), xShape);
+        const w = tf.variable(tf.tensor4d(randomArray(size(wShape), 53), wShape));
+        // the batch and its rotated copy, as in a fine-tuning step: two forward passes, two input gradients
+        const loss = (): tf.Scalar => tf.add(tf.sum(tf.square(conv2d(a, w, spec))), tf.sum(conv2d(tf.reverse(b, [1, 2]), w, spec))) as tf.Scalar;
+        const { grads } = tf.variableGrads(loss, [w]);
+        const ga = tf.grad((x: tf.Tensor) => tf.sum(tf.square(conv2d(x as tf.Tensor4D, w, spec))))(a);
+        const out = [grads[w.name].dataSync() as Float32Array, ga.dataSync() as Float32Array];
+        w.dispose();
+        return out;
+      });
+    const plain = gradients();
+    const before = tf.memory().numTensors;
+    const cached = withDerivedFilterCache(gradients);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(cached).toEqual(plain);
+    // the filter is derived (a product with a permutation, or a transpose) once instead of once per pass
+    const kernels = async (f: () => void): Promise<number> => (await tf.profile(f)).kernels.filter((k) => k.name === "BatchMatMul" || k.name === "Transpose").length;
+    expect(await kernels(() => void withDerivedFilterCache(gradients))).toBeLessThan(await kernels(() => void gradients()));
   });
 });
 
