@@ -8,7 +8,7 @@
 // Benchmarks are never tests: run them on an otherwise idle machine.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -270,6 +270,8 @@ async function main(): Promise<void> {
     results.push(...withSaeEpoch(m, base));
   }
   if (options.only.has("demo")) {
+    // From a fresh runs/demo/: a run that exists would resume its checkpoints and skip finished notebooks' work.
+    rmSync(join(projectRoot(), "runs", "demo"), { recursive: true, force: true });
     const started = performance.now();
     const r = spawnSync("npx", ["tsx", "scripts/demo.ts"], { cwd: projectRoot(), stdio: "inherit" });
     if (r.status !== 0) throw new Error("npm run demo failed: see its output above");
