@@ -184,11 +184,20 @@ export function niceTicks(lo: number, hi: number, target = 6): { step: number; t
     return ticks;
   };
   let ticks = ticksFor(step);
-  while (ticks.length < 2 && step > 0) {
-    step = niceStep(step / 2.01);
+  // Fewer than two ticks inside: the next smaller nice step (…, 0.1, 0.05, 0.02, 0.01, …) until there are two, which
+  // takes at most a few steps down to (hi − lo) / 2. (niceStep(step / 2.01) rounds 0.05/2.01 up to 0.05 again.)
+  for (let i = 0; ticks.length < 2 && i < 64; i++) {
+    step = smallerNiceStep(step);
     ticks = ticksFor(step);
   }
   return { step, ticks };
+}
+
+/** The nice number (1, 2 or 5 × 10^k) just below a nice number. */
+export function smallerNiceStep(step: number): number {
+  const base = 10 ** Math.floor(Math.log10(step) + 1e-9);
+  const leading = Math.round(step / base);
+  return leading >= 5 ? 2 * base : leading >= 2 ? base : base / 2;
 }
 
 /** Ticks at a fixed distance dtick inside [lo, hi]. */

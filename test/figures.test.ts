@@ -9,6 +9,7 @@ import {
   formatTick,
   niceStep,
   niceTicks,
+  smallerNiceStep,
   renderFigureSvg,
   showFigure,
   toPlotlyJson,
@@ -95,6 +96,10 @@ describe("nice ticks", () => {
     expect(niceTicks(0.081, 0.0835, 4).ticks).toEqual([0.081, 0.082, 0.083]);
     // a narrow range still gets at least two ticks
     expect(niceTicks(0.5, 1.6, 1).ticks.length).toBeGreaterThanOrEqual(2);
+    // 0.1 gives no tick inside and 0.05 one: stepping down must reach 0.02, not halve and round back up to 0.05
+    // forever (a feature card's histogram with a wide legend hung notebook 05 on this range)
+    expect(niceTicks(0.001960784313725518, 0.09411764705882342, 2)).toEqual({ step: 0.02, ticks: [0.02, 0.04, 0.06, 0.08] });
+    expect([0.1, 0.05, 0.02, 0.01, 5].map(smallerNiceStep)).toEqual([0.05, 0.02, 0.01, 0.005, 2]);
   });
 
   it("labels ticks like plotly", () => {
