@@ -20,7 +20,8 @@ import { showPng } from "./notebook-display";
 import type { RunConfig } from "./config";
 import { loadImages } from "./datasets";
 import type { ImageDataset } from "./image-dataset";
-import { embedBatch } from "./embed";
+import { createEmbedder } from "./embed";
+import type { Embedder } from "./onnx-embed";
 import { finetunedModelPath } from "./finetune";
 import { readNpyHeader } from "./npy";
 import { displayPath } from "./paths";
@@ -475,17 +476,26 @@ export async function rotationConsistency(
   const d = model.embeddingSize;
   const original = new Float32Array(count * d);
   const rotated = new Float32Array(count * d);
+  // The engine notebook 03 embedded with (config embed.engine): ONNX Runtime where it is installed, else TF.js.
+  let embedder: Embedder;
+  try {
+    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
   const bar = new ProgressBar({ total: count, desc: "Rotation consistency", unit: "faces" });
   try {
     for (let start = 0; start < count; start += batchSize) {
       const batch = await loadImages(dataset, indices.slice(start, start + batchSize), config);
-      original.set(embedBatch(model, batch, config.finetune.preset), start * d);
+      original.set(await embedder.embed(batch), start * d);
       const turned = { ...batch, data: rotate180Nhwc(batch.data, batch.shape) };
-      rotated.set(embedBatch(model, turned, config.finetune.preset), start * d);
+      rotated.set(await embedder.embed(turned), start * d);
       bar.update(batch.indices.length);
     }
   } finally {
     bar.close();
+    await embedder.close();
     model.dispose();
   }
   const encode = (x: Float32Array): { data: Float32Array; width: number } => {
