@@ -199,10 +199,10 @@ function row(m: Measurement, base: Baseline | undefined): string[] {
     `${fmt(Math.min(...m.seconds))}–${fmt(Math.max(...m.seconds))}`,
     `${fmt(m.items / med)} ${m.unit}/s`,
     m.flops === undefined ? "—" : m.native === true ? `${fmt(gflops)} (native)` : `${fmt(gflops)} (${fmt((100 * gflops) / WASM_CEILING_GFLOPS, 2)} %)`,
-    `${Math.round(m.peakMb)} MB`,
+    `${Math.round(m.peakMb)} MiB`,
     base ? `${fmt(baseMed)} s` : "—",
     base && m.flops ? fmt(baseGflops) : "—",
-    base ? `${Math.round(base.peak_mb)} MB` : "—",
+    base ? `${Math.round(base.peak_mb)} MiB` : "—",
     base ? `**${fmt(med / baseMed)}×**` : "—",
   ];
 }
