@@ -4,5 +4,7 @@
 const path = require("node:path");
 const root = path.resolve(__dirname, "..");
 process.chdir(root);
+// tslab's own zeromq (the same module instance): its sockets retry a send or receive made while binding.
+require("./zeromq-busy-retry.cjs").retryWhenBusy(require(path.join(root, "node_modules", "zeromq")).Socket.prototype);
 const { startKernel } = require(path.join(root, "node_modules", "tslab", "dist", "main.js"));
 startKernel({ configPath: process.argv[2], enableFindLocal: false });
