@@ -3,13 +3,13 @@
 // cached) so the figures are interactive offline; without scripts the static images show.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { marked } from "marked";
 import sharp from "sharp";
 import type { ImageAsset, PostBlock } from "./export-notebook";
 import { renderBody, type PostMeta } from "./export-markdown";
 import { projectRoot } from "./paths";
+import { requireFromProject } from "./project-require";
 
 /** An image as a data URI. */
 export function dataUri(image: ImageAsset): string {
@@ -50,7 +50,7 @@ function isMinifier(value: unknown): value is Minifier {
 
 /** plotly.js-dist's bundle file and version. */
 export function plotlyDist(): { file: string; version: string } {
-  const require = createRequire(join(projectRoot(), "package.json"));
+  const require = requireFromProject();
   let file: string;
   try {
     file = require.resolve("plotly.js-dist");
@@ -73,7 +73,7 @@ export function plotlyScript(): { code: string; version: string; minified: boole
   const code = readFileSync(file, "utf8");
   let esbuild: unknown;
   try {
-    esbuild = createRequire(join(projectRoot(), "package.json"))("esbuild");
+    esbuild = requireFromProject()("esbuild");
   } catch {
     return { code, version, minified: false };
   }

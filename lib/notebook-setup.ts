@@ -1,12 +1,12 @@
 // The first cell of every notebook: which run, which versions, which TF.js backend.
 
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf, type BackendReport } from "./backend";
 import { configPath, loadRunConfig, type RunConfig } from "./config";
 import { projectRoot } from "./paths";
+import { requireFromProject } from "./project-require";
 
 export interface NotebookContext {
   readonly config: RunConfig;
@@ -17,7 +17,7 @@ export interface NotebookContext {
 /** An installed package's version, read from its package.json (found above its entry point: `exports` may hide it). */
 function packageVersion(name: string): string {
   try {
-    const entry = createRequire(join(projectRoot(), "package.json")).resolve(name);
+    const entry = requireFromProject().resolve(name);
     for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
       const manifest = join(dir, "package.json");
       if (!existsSync(manifest)) continue;

@@ -3,10 +3,10 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { findJupyterPython, installUserKernelSpec, writeKernelSpec } from "./jupyter";
 import { projectRoot } from "./paths";
+import { requireFromProject } from "./project-require";
 
 /** Debian's packages for running notebooks headless (nbclient/nbconvert) and opening them in classic Notebook. */
 export const DEBIAN_JUPYTER_PACKAGES = ["jupyter-nbconvert", "python3-nbclient", "jupyter-notebook"] as const;
@@ -23,7 +23,7 @@ function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv = 
 
 /** The npm packages the notebooks import; a missing one means `npm install` has not run. */
 export function checkNodePackages(): void {
-  const req = createRequire(join(projectRoot(), "package.json"));
+  const req = requireFromProject();
   const missing = ["tslab", "sharp", "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "plotly.js-dist", "simple-statistics"].filter((p) => {
     try {
       req.resolve(p);
