@@ -362,9 +362,8 @@ export function maxPoolNonNegative(x: tf.Tensor4D, kernel: number, stride: numbe
  * every call, as it is new every step) and closer to the exact sum (~3e-7 of it at 32×32×32×64, against ~8e-6).
  */
 export function channelSums(x: tf.Tensor): tf.Tensor1D {
-  const c = x.shape[x.shape.length - 1];
-  if (x.rank !== 4) return tf.reshape(tf.matMul(tf.ones([1, x.size / c]), tf.reshape(x, [x.size / c, c])), [c]);
-  const [n, h, w] = x.shape;
+  if (x.rank !== 4) throw new RangeError(`channelSums: an NHWC tensor is needed, got shape [${x.shape.join(", ")}]`);
+  const [n, h, w, c] = x.shape;
   const means = tf.reshape(tf.avgPool(x as tf.Tensor4D, [h, w], 1, "valid"), [n, c]);
   return tf.mul(n === 1 ? tf.reshape(means, [c]) : tf.sum(means, 0), h * w) as tf.Tensor1D;
 }

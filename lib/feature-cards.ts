@@ -11,7 +11,7 @@
 
 import { existsSync } from "node:fs";
 import sharp from "sharp";
-import { tf } from "./backend";
+import { tf, tidyValues } from "./backend";
 import type { AttributeTable } from "./celeba-metadata";
 import { showFigure, type Figure } from "./figures";
 import type { Row } from "./html-table";
@@ -499,12 +499,8 @@ export async function rotationConsistency(
     model.dispose();
   }
   const encode = (x: Float32Array): { data: Float32Array; width: number } => {
-    const out = tf.tidy(() => encoder.encode(tf.tensor2d(x, [count, d])));
-    try {
-      return { data: out.dataSync() as Float32Array, width: out.shape[1] };
-    } finally {
-      out.dispose();
-    }
+    const data = tidyValues(() => encoder.encode(tf.tensor2d(x, [count, d])));
+    return { data, width: count > 0 ? data.length / count : 0 };
   };
   const sparseOriginal = encode(original);
   const sparseRotated = encode(rotated);
