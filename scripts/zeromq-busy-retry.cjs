@@ -6,20 +6,32 @@
 // once the bind is done is safe: this wraps a socket prototype's send and receive to do that.
 "use strict";
 
-/** Wraps `proto.send` and `proto.receive` to retry on EBUSY, every `delayMs`, up to `attempts` times. */
+/**
+ * Wraps `proto.send` and `proto.receive` to retry on EBUSY, every `delayMs`, up to `attempts` times. Anything else
+ * behaves exactly as before: other errors are thrown (synchronously or as a rejection) just as the original did.
+ */
 function retryWhenBusy(proto, { attempts = 100, delayMs = 10 } = {}) {
+  const busy = (error) => Boolean(error) && error.code === "EBUSY";
   for (const method of ["send", "receive"]) {
     const original = proto[method];
     if (typeof original !== "function" || original.retriesWhenBusy === true) continue;
-    const wrapped = async function (...args) {
-      for (let attempt = 1; ; attempt++) {
+    const wrapped = function (...args) {
+      const attempt = (n) => {
+        const again = () => new Promise((resolve) => setTimeout(resolve, delayMs)).then(() => attempt(n + 1));
+        let result;
         try {
-          return await original.apply(this, args);
+          result = original.apply(this, args);
         } catch (error) {
-          if (!error || error.code !== "EBUSY" || attempt >= attempts) throw error;
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          if (busy(error) && n < attempts) return again();
+          throw error;
         }
-      }
+        if (!result || typeof result.then !== "function") return result;
+        return result.then(undefined, (error) => {
+          if (busy(error) && n < attempts) return again();
+          throw error;
+        });
+      };
+      return attempt(1);
     };
     wrapped.retriesWhenBusy = true;
     // zeromq's native prototype methods are not writable, but configurable.

@@ -52,6 +52,16 @@ describe("retryWhenBusy (tslab kernel wrapper)", () => {
     expect((Object.getOwnPropertyDescriptor(proto, "send")?.value as { retriesWhenBusy?: boolean }).retriesWhenBusy).toBe(true);
   });
 
+  it("keeps a synchronous error synchronous (a send on a closed socket at shutdown), as zeromq throws it", () => {
+    const proto = {
+      send(): never {
+        throw Object.assign(new Error("Socket is closed"), { code: "EBADF" });
+      },
+    };
+    retryWhenBusy(proto);
+    expect(() => proto.send()).toThrow(/Socket is closed/);
+  });
+
   it("passes other errors through at once, and gives up after the last attempt", async () => {
     const Fake = fakeSocketClass();
     retryWhenBusy(Fake.prototype, { attempts: 3, delayMs: 1 });
