@@ -1,4 +1,4 @@
-// Images in, float32 NHWC batches out: decoding with sharp, resizing the post's way or a better way, decoding ahead
+// Images in, float32 NHWC batches out: decoding (TurboJPEG or sharp), resizing the post's way or a better way, decoding ahead
 // of the consumer, and an optional uint8 cache so that later epochs do not decode again.
 //
 // Resize modes
@@ -7,11 +7,12 @@
 //                antialias=False)` (torchvision < 0.17 defaulted `antialias=None`, which means False for tensors —
 //                the warning printed in the post). That stretches to size×size ignoring the aspect ratio and, when
 //                shrinking, samples just the 2×2 nearest pixels, so it aliases. sharp has no such non-antialiased
-//                kernel, so sharp only decodes here (to RGB uint8 at the image's own size — byte-identical to PIL on
-//                CelebA's JPEGs, both being libjpeg-turbo) and `resizeBilinearTorch` below applies torch's formula.
-//                Against PIL's decode plus torch's formula in numpy float32 it differs by at most 1.2e-7 (one
-//                float32 step) on real CelebA faces at 224 and 64 px; test/image-loader.test.ts checks it against the
-//                formula written out independently. sharp's own "linear" kernel (different pixel-centre convention,
+//                kernel, so the image is only decoded (to RGB uint8 at its own size — byte-identical to PIL on
+//                CelebA's JPEGs: lib/turbojpeg's TurboJPEG where it loads, else sharp, all libjpeg-turbo) and
+//                `resizeBilinearTorch` below applies torch's formula (in lib/resize-kernel's WebAssembly SIMD).
+//                Against PIL's decode plus torchvision's own transforms (torch 1.13) it differs by at most 1.2e-7
+//                (one float32 step) on real CelebA faces at 224, 100 and 64 px; test/image-loader.test.ts checks it
+//                against PyTorch's output (test/fixtures/resize) and against the formula written out independently. sharp's own "linear" kernel (different pixel-centre convention,
 //                antialiased when shrinking) is up to 0.24 away (mean 0.011) on the same faces, hence not used.
 //   recommended  Centre-crop to a square (torchvision `CenterCrop` offsets), then resize with sharp's antialiased
 //                Lanczos-3 kernel: faces keep their proportions and downscaling does not alias.
@@ -36,6 +37,8 @@ import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { encodeNpyHeader, readNpyHeader, temporaryPathFor } from "./npy";
+import { resizeKernel } from "./resize-kernel";
+import { jpegDecoder } from "./turbojpeg";
 
 /** How images become size×size: the post's stretch-and-bilinear, or centre-crop and Lanczos-3. */
 export type ResizeMode = "post" | "recommended";
@@ -120,7 +123,18 @@ async function rawRgb(file: string, pipeline: Sharp): Promise<RgbImage> {
 
 /** Decodes an image file to RGB uint8 at its own size (what PIL's `Image.open(f).convert("RGB")` gives). */
 export async function decodeRgb(file: string): Promise<RgbImage> {
-  return rawRgb(file, sharp(await readBytes(file), { failOn: "warning" }));
+  const bytes = await readBytes(file);
+  const { turbo } = jpegDecoder();
+  if (turbo !== null) {
+    let image: RgbImage | null;
+    try {
+      image = await turbo.decode(bytes);
+    } catch (error) {
+      throw new BadImageError(file, reasonOf(error));
+    }
+    if (image !== null) return image;
+  }
+  return rawRgb(file, sharp(bytes, { failOn: "warning" }));
 }
 
 /** Python's `round()`: halves go to the even neighbour (torchvision's `CenterCrop` uses it for its offsets). */
@@ -156,30 +170,35 @@ interface AxisTable {
   readonly i1: Int32Array;
   readonly w0: Float32Array;
   readonly w1: Float32Array;
+  /** Source indices some output uses, ascending (the rows the horizontal pass must compute). */
+  readonly used: Int32Array;
 }
 
 /**
- * Source pixels and weights along one axis for `F.interpolate(mode="bilinear", align_corners=False)`:
- * `src = max(scale * (dst + 0.5) − 0.5, 0)` with `scale = in / out`, neighbours `floor(src)` and the next one
- * (clamped at the edge), weights `1 − λ` and `λ = src − floor(src)`. Computed in float32 as torch does.
+ * Source pixels and weights along one axis as torch 1.13's `F.interpolate(mode="bilinear", align_corners=False)`
+ * computes them (measured against it, see test/fixtures/resize): `scale = in / out` in float32, then
+ * `src = max(scale · (dst + 0.5) − 0.5, 0)` and `λ = src − floor(src)` in float64, λ rounded to float32 and
+ * `1 − λ` in float32; neighbours `floor(src)` and the next one (clamped at the edge).
  */
 function axisTable(inSize: number, outSize: number): AxisTable {
-  const f = Math.fround;
-  const scale = f(inSize / outSize);
+  const scale = Math.fround(inSize / outSize);
   const i0 = new Int32Array(outSize);
   const i1 = new Int32Array(outSize);
   const w0 = new Float32Array(outSize);
   const w1 = new Float32Array(outSize);
+  const isUsed = new Uint8Array(inSize);
   for (let d = 0; d < outSize; d++) {
-    const src = Math.max(f(f(scale * f(d + 0.5)) - 0.5), 0);
+    const src = Math.max(scale * (d + 0.5) - 0.5, 0);
     const lo = Math.min(Math.floor(src), inSize - 1);
-    const lambda = Math.min(Math.max(f(src - lo), 0), 1);
+    const lambda = Math.fround(Math.min(Math.max(src - lo, 0), 1));
     i0[d] = lo;
     i1[d] = lo < inSize - 1 ? lo + 1 : lo;
     w1[d] = lambda;
-    w0[d] = f(1 - lambda);
+    w0[d] = Math.fround(1 - lambda);
+    isUsed[i0[d]] = isUsed[i1[d]] = 1;
   }
-  return { i0, i1, w0, w1 };
+  const used = Int32Array.from(isUsed.keys()).filter((i) => isUsed[i] === 1);
+  return { i0, i1, w0, w1, used };
 }
 
 const axisTables = new Map<string, AxisTable>();
@@ -194,57 +213,44 @@ function cachedAxisTable(inSize: number, outSize: number): AxisTable {
   return table;
 }
 
-/** Scratch rows of the horizontal pass, reused across images (the resize is synchronous, so one buffer will do). */
-let horizontalScratch = new Float32Array(0);
+const align16 = (bytes: number): number => (bytes + 15) & ~15;
 
 /**
- * The horizontal half of torch's bilinear resize: every source row some output row uses, at the output width
- * (`w0·a + w1·b` per channel, in float32 as torch computes it). Rows no output row needs are not written.
+ * torchvision's `ToTensor()` then tensor `Resize((outH, outW))` with `antialias=False` (bilinear,
+ * `align_corners=False`) of an RGB uint8 image, into `out` from `offset`: each byte divided by `divisor` (255 gives
+ * the post's [0, 1] floats, 1 keeps 0–255), then `h0·(w0·a + w1·b) + h1·(w0·c + w1·d)` in float32 in torch's order
+ * (within one float32 step of torch, 1.2e-7), the inner sums being a horizontal pass over each source row some output row uses,
+ * computed once and shared by the output rows using it.
+ * Both passes run in lib/resize-kernel's WebAssembly SIMD module, whose memory holds (16-byte aligned) the column
+ * tables, the image, the horizontal rows and the output.
  */
-function horizontalPass(image: RgbImage, rows: AxisTable, cols: AxisTable, outH: number, outW: number): Float32Array {
+export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number, out: Float32Array, offset = 0, divisor = 255): void {
   const { data, width, height } = image;
   if (data.length !== width * height * 3) throw new RangeError(`an RGB image of ${width}×${height} needs ${width * height * 3} values, got ${data.length}`);
-  const rowLength = outW * 3;
-  if (horizontalScratch.length < height * rowLength) horizontalScratch = new Float32Array(height * rowLength);
-  const horizontal = horizontalScratch;
-  const needed = new Uint8Array(height);
-  for (let y = 0; y < outH; y++) needed[rows.i0[y]] = needed[rows.i1[y]] = 1;
-  const { i0, i1, w0: cw0, w1: cw1 } = cols;
-  for (let sy = 0; sy < height; sy++) {
-    if (needed[sy] === 0) continue;
-    const src = sy * width * 3;
-    let h = sy * rowLength;
-    for (let x = 0; x < outW; x++) {
-      const a = src + i0[x] * 3;
-      const b = src + i1[x] * 3;
-      const w0 = cw0[x];
-      const w1 = cw1[x];
-      horizontal[h++] = w0 * data[a] + w1 * data[b];
-      horizontal[h++] = w0 * data[a + 1] + w1 * data[b + 1];
-      horizontal[h++] = w0 * data[a + 2] + w1 * data[b + 2];
-    }
+  const rows = cachedAxisTable(height, outH);
+  const cols = cachedAxisTable(width, outW);
+  const kernel = resizeKernel();
+  const table = align16(outW * 4);
+  const rowBytes = outW * 12;
+  const [off0, off1, w0, w1, src] = [0, table, 2 * table, 3 * table, 4 * table];
+  const horizontal = src + align16(data.length + 1); // hrow reads one byte past a row's last pixel
+  const output = horizontal + align16(height * rowBytes + 4); // and writes 4 bytes past a row's last pixel
+  kernel.reserve(output + outH * rowBytes);
+  const memory = kernel.memory.buffer;
+  const offsets0 = new Int32Array(memory, off0, outW);
+  const offsets1 = new Int32Array(memory, off1, outW);
+  for (let x = 0; x < outW; x++) {
+    offsets0[x] = cols.i0[x] * 3;
+    offsets1[x] = cols.i1[x] * 3;
   }
-  return horizontal;
-}
-
-/**
- * torchvision's tensor `Resize((outH, outW))` with `antialias=False` (bilinear, `align_corners=False`) of an RGB
- * uint8 image, writing `value × scale` into `out` from `offset` (scale 1/255 gives the post's [0, 1] floats).
- * Torch's order of operations is kept: `h0·(w0·a + w1·b) + h1·(w0·c + w1·d)`, the inner sums being a horizontal
- * pass over each needed source row, computed once per source row and shared by the output rows that use it.
- */
-export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number, out: Float32Array, offset = 0, scale = 1 / 255): void {
-  const rows = cachedAxisTable(image.height, outH);
-  const horizontal = horizontalPass(image, rows, cachedAxisTable(image.width, outW), outH, outW);
-  const rowLength = outW * 3;
-  let o = offset;
+  new Float32Array(memory, w0, outW).set(cols.w0);
+  new Float32Array(memory, w1, outW).set(cols.w1);
+  new Uint8Array(memory, src, data.length).set(data);
+  for (const sy of rows.used) kernel.hrow(src + sy * width * 3, horizontal + sy * rowBytes, outW, off0, off1, w0, w1, divisor);
   for (let y = 0; y < outH; y++) {
-    const top = rows.i0[y] * rowLength;
-    const bottom = rows.i1[y] * rowLength;
-    const h0 = rows.w0[y];
-    const h1 = rows.w1[y];
-    for (let i = 0; i < rowLength; i++) out[o++] = (h0 * horizontal[top + i] + h1 * horizontal[bottom + i]) * scale;
+    kernel.vrow(horizontal + rows.i0[y] * rowBytes, horizontal + rows.i1[y] * rowBytes, output + y * rowBytes, outW * 3, rows.w0[y], rows.w1[y]);
   }
+  out.set(new Float32Array(memory, output, outH * outW * 3), offset);
 }
 
 let uint8Scratch = new Float32Array(0);

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import {
   type RgbImage,
 } from "../lib/image-loader";
 import { readNpyHeader, readNpyRows } from "../lib/npy";
+import { projectRoot } from "../lib/paths";
 
 let dir: string;
 beforeAll(async () => {
@@ -42,15 +43,16 @@ async function noiseJpeg(path: string, width: number, height: number, seed: numb
 }
 
 /**
- * torch's `F.interpolate(x, (outH, outW), mode="bilinear", align_corners=False)` written out per output pixel, the
- * source coordinates in float64 maths or, with `float32`, rounded to float32 at each step as torch's kernel does.
+ * torch's `F.interpolate(x, (outH, outW), mode="bilinear", align_corners=False)` written out per output pixel in
+ * float64, the source coordinates exact or, with `torchCoordinates`, as torch 1.13 computes them (the scale in
+ * float32, the weight λ rounded to float32).
  */
-function referenceBilinear(image: RgbImage, outH: number, outW: number, float32 = false): Float64Array {
+function referenceBilinear(image: RgbImage, outH: number, outW: number, torchCoordinates = false): Float64Array {
   const { data, width, height } = image;
   const out = new Float64Array(outH * outW * 3);
-  const r = float32 ? Math.fround : (v: number): number => v;
+  const r = torchCoordinates ? Math.fround : (v: number): number => v;
   const source = (d: number, inSize: number, outSize: number): [number, number, number] => {
-    const src = Math.max(r(r(r(inSize / outSize) * r(d + 0.5)) - 0.5), 0);
+    const src = Math.max(r(inSize / outSize) * (d + 0.5) - 0.5, 0);
     const i0 = Math.min(Math.floor(src), inSize - 1);
     return [i0, Math.min(i0 + 1, inSize - 1), r(src - i0)];
   };
@@ -117,8 +119,24 @@ describe("the post's resize: torch bilinear, antialias=False", () => {
     expect(Array.from(out.filter((_, i) => i % 3 === 0))).toEqual([0, 0.25, 0.75, 1]);
   });
 
-  // Torch computes source coordinates and weights in float32, as resizeBilinearTorch does. Against exact (float64)
-  // coordinates that costs up to about 1 ulp of a coordinate near 200 (1.5e-5) times a pixel difference.
+  // Torch rounds the scale and the weights to float32, as resizeBilinearTorch does. Against exact (float64) weights
+  // that costs up to about 1 ulp of a coordinate near 200 (1.5e-5) times a pixel difference.
+  it("matches PyTorch's ToTensor + Resize(antialias=None) to one float32 step (test/fixtures/resize)", () => {
+    const fixture = JSON.parse(readFileSync(join(projectRoot(), "test", "fixtures", "resize", "cases.json"), "utf8")) as {
+      cases: { width: number; height: number; outWidth: number; outHeight: number; pixels: string; resized: string }[];
+    };
+    expect(fixture.cases.length).toBeGreaterThan(4);
+    for (const c of fixture.cases) {
+      const pixels = Buffer.from(c.pixels, "base64");
+      const bytes = Buffer.from(c.resized, "base64");
+      const torch = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      const ours = new Float32Array(c.outWidth * c.outHeight * 3);
+      resizeBilinearTorch({ data: new Uint8Array(pixels), width: c.width, height: c.height }, c.outHeight, c.outWidth, ours);
+      expect(ours.length).toBe(torch.length);
+      expect(maxAbsDiff(ours, torch), `${c.width}×${c.height} → ${c.outWidth}×${c.outHeight}`).toBeLessThanOrEqual(1.2e-7);
+    }
+  });
+
   it("matches the formula written out independently, shrinking and enlarging, to float32 rounding", () => {
     const cases: [number, number, number, number][] = [[89, 109, 224, 224], [178, 218, 224, 224], [178, 218, 64, 64], [7, 5, 3, 11], [1, 1, 4, 4], [3, 3, 3, 3]];
     for (const [w, h, outW, outH] of cases) {
