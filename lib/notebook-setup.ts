@@ -7,6 +7,7 @@ import { describeBackend, initBackend, tf, type BackendReport } from "./backend"
 import { configPath, loadRunConfig, type RunConfig } from "./config";
 import { projectRoot } from "./paths";
 import { requireFromProject } from "./project-require";
+import { jpegDecoder } from "./turbojpeg";
 
 export interface NotebookContext {
   readonly config: RunConfig;
@@ -40,7 +41,16 @@ export function versions(): Record<string, string> {
     "@tensorflow/tfjs": tf.version.tfjs,
     "@tensorflow/tfjs-backend-wasm": packageVersion("@tensorflow/tfjs-backend-wasm"),
     sharp: `${packageVersion("sharp")} (libvips ${sharp.versions.vips})`,
+    "JPEG decoder": jpegDecoderDescription(),
   };
+}
+
+function jpegDecoderDescription(): string {
+  try {
+    return jpegDecoder().description;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 function ownVersion(): string {

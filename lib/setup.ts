@@ -1,4 +1,4 @@
-// Setting up a machine to run the notebooks: Jupyter's Python side and the tslab kernel spec.
+// Setting up a machine to run the notebooks: Jupyter's Python side, the tslab kernel spec and libturbojpeg.
 // Used by `npm run setup` and `npm run demo`; safe to run again (it only installs what is missing).
 
 import { spawnSync } from "node:child_process";
@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { findJupyterPython, installUserKernelSpec, writeKernelSpec } from "./jupyter";
 import { projectRoot } from "./paths";
 import { requireFromProject } from "./project-require";
+import { DEBIAN_TURBOJPEG_PACKAGE, loadTurboJpeg } from "./turbojpeg";
 
 /** Debian's packages for running notebooks headless (nbclient/nbconvert) and opening them in classic Notebook. */
 export const DEBIAN_JUPYTER_PACKAGES = ["jupyter-nbconvert", "python3-nbclient", "jupyter-notebook"] as const;
@@ -65,8 +66,19 @@ function installJupyter(): void {
   }
 }
 
-/** What only the tests need beyond the notebooks: numpy (a test reads our .npy back) and Chromium (browser tests). */
-export const DEBIAN_TEST_PACKAGES = { numpy: "python3-numpy", chromium: "chromium" } as const;
+/** libjpeg-turbo's TurboJPEG for fast JPEG decoding: installed with apt where missing, else sharp decodes (slower). */
+function ensureTurboJpeg(): void {
+  const loaded = loadTurboJpeg();
+  if (loaded.ok === true) return;
+  if (loaded.missing === "library" && aptInstall([DEBIAN_TURBOJPEG_PACKAGE]) && loadTurboJpeg().ok === true) return;
+  console.log(`JPEG decoding will use sharp, about 4× slower than TurboJPEG: ${loaded.reason}.`);
+}
+
+/**
+ * What the tests need beyond the notebooks: numpy (a test reads our .npy back), Chromium (browser tests) and
+ * libturbojpeg (optional for users, but its decoder is tested).
+ */
+export const DEBIAN_TEST_PACKAGES = { numpy: "python3-numpy", chromium: "chromium", turbojpeg: DEBIAN_TURBOJPEG_PACKAGE } as const;
 export const CHROMIUM_PATH = "/usr/bin/chromium";
 
 /** The test-only packages that are missing here. */
@@ -74,6 +86,7 @@ export function missingTestPackages(python: string): string[] {
   const missing: string[] = [];
   if (spawnSync(python, ["-c", "import numpy"], { stdio: "ignore" }).status !== 0) missing.push(DEBIAN_TEST_PACKAGES.numpy);
   if (!existsSync(CHROMIUM_PATH)) missing.push(DEBIAN_TEST_PACKAGES.chromium);
+  if (loadTurboJpeg().ok === false) missing.push(DEBIAN_TEST_PACKAGES.turbojpeg);
   return missing;
 }
 
@@ -112,6 +125,7 @@ export function setup(options: { readonly forTests?: boolean } = {}): SetupResul
         "or set CELEBA_SAE_PYTHON to a Python that has it, then run this again.",
     );
   }
+  ensureTurboJpeg();
   if (options.forTests === true) ensureTestPackages(python);
   const kernelSpecDir = writeKernelSpec();
   const user = installUserKernelSpec(python);
