@@ -1,5 +1,6 @@
-// Images in, float32 NHWC batches out: decoding (TurboJPEG or sharp), resizing the post's way or a better way, decoding ahead
-// of the consumer, and an optional uint8 cache so that later epochs do not decode again.
+// Images in, float32 NHWC batches out: decoding (TurboJPEG or sharp, on lib/decode-pool's threads in `post` mode),
+// resizing the post's way or a better way, decoding ahead of the consumer, and an optional uint8 cache so that later
+// epochs do not decode again.
 //
 // Resize modes
 //   post         The post's `T.Compose([T.ToTensor(), T.Resize((224, 224))])`: the image becomes a float tensor in
@@ -12,8 +13,9 @@
 //                `resizeBilinearTorch` below applies torch's formula (in lib/resize-kernel's WebAssembly SIMD).
 //                Against PIL's decode plus torchvision's own transforms (torch 1.13) it differs by at most 1.2e-7
 //                (one float32 step) on real CelebA faces at 224, 100 and 64 px; test/image-loader.test.ts checks it
-//                against PyTorch's output (test/fixtures/resize) and against the formula written out independently. sharp's own "linear" kernel (different pixel-centre convention,
-//                antialiased when shrinking) is up to 0.24 away (mean 0.011) on the same faces, hence not used.
+//                against PyTorch's output (test/fixtures/resize) and against the formula written out independently.
+//                sharp's own "linear" kernel (different pixel-centre convention, antialiased when shrinking) is up to
+//                0.24 away (mean 0.011) on the same faces, hence not used.
 //   recommended  Centre-crop to a square (torchvision `CenterCrop` offsets), then resize with sharp's antialiased
 //                Lanczos-3 kernel: faces keep their proportions and downscaling does not alias.
 // Both: RGB (an alpha channel is dropped, as PIL's `convert("RGB")` drops it; greyscale is repeated in R, G, B),
@@ -31,12 +33,13 @@
 // loader decodes only what is missing, and `buildCache()` finishes it outright.
 
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { encodeNpyHeader, readNpyHeader, temporaryPathFor } from "./npy";
+import { DecodeImageError, DecodeThreadError, decodePool, type DecodePool } from "./decode-pool";
 import { resizeKernel } from "./resize-kernel";
 import { jpegDecoder } from "./turbojpeg";
 
@@ -96,9 +99,10 @@ function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
   return out;
 }
 
-async function readBytes(file: string): Promise<Buffer> {
+/** The file's bytes; `blocking` reads on this thread (for a small file, 5–10× cheaper than the async read). */
+async function readBytes(file: string, blocking = false): Promise<Buffer> {
   try {
-    return await readFile(file);
+    return blocking ? readFileSync(file) : await readFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new BadImageError(file, code === "ENOENT" ? "the file does not exist" : `the file cannot be read (${code ?? String(error)})`);
@@ -121,14 +125,17 @@ async function rawRgb(file: string, pipeline: Sharp): Promise<RgbImage> {
   }
 }
 
-/** Decodes an image file to RGB uint8 at its own size (what PIL's `Image.open(f).convert("RGB")` gives). */
-export async function decodeRgb(file: string): Promise<RgbImage> {
-  const bytes = await readBytes(file);
+/**
+ * Decodes an image file to RGB uint8 at its own size (what PIL's `Image.open(f).convert("RGB")` gives). With
+ * `blocking`, the file read and a TurboJPEG decode block this thread (lib/decode-worker's threads do that).
+ */
+export async function decodeRgb(file: string, blocking = false): Promise<RgbImage> {
+  const bytes = await readBytes(file, blocking);
   const { turbo } = jpegDecoder();
   if (turbo !== null) {
     let image: RgbImage | null;
     try {
-      image = await turbo.decode(bytes);
+      image = await turbo.decode(bytes, blocking);
     } catch (error) {
       throw new BadImageError(file, reasonOf(error));
     }
@@ -219,10 +226,10 @@ const align16 = (bytes: number): number => (bytes + 15) & ~15;
  * torchvision's `ToTensor()` then tensor `Resize((outH, outW))` with `antialias=False` (bilinear,
  * `align_corners=False`) of an RGB uint8 image, into `out` from `offset`: each byte divided by `divisor` (255 gives
  * the post's [0, 1] floats, 1 keeps 0–255), then `h0·(w0·a + w1·b) + h1·(w0·c + w1·d)` in float32 in torch's order
- * (within one float32 step of torch, 1.2e-7), the inner sums being a horizontal pass over each source row some output row uses,
- * computed once and shared by the output rows using it.
- * Both passes run in lib/resize-kernel's WebAssembly SIMD module, whose memory holds (16-byte aligned) the column
- * tables, the image, the horizontal rows and the output.
+ * (within one float32 step of torch, 1.2e-7), the inner sums being a horizontal pass over each source row some
+ * output row uses, computed once and shared by the output rows using it.
+ * The passes run in lib/resize-kernel's WebAssembly SIMD module, whose memory holds (16-byte aligned) the column
+ * tables, the image's bytes and floats, the horizontal rows and the output.
  */
 export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number, out: Float32Array, offset = 0, divisor = 255): void {
   const { data, width, height } = image;
@@ -232,21 +239,27 @@ export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number,
   const kernel = resizeKernel();
   const table = align16(outW * 4);
   const rowBytes = outW * 12;
+  const padded = align16(data.length + 16); // unit converts 16 bytes at a time, hrow reads a float past a row's end
   const [off0, off1, w0, w1, src] = [0, table, 2 * table, 3 * table, 4 * table];
-  const horizontal = src + align16(data.length + 1); // hrow reads one byte past a row's last pixel
-  const output = horizontal + align16(height * rowBytes + 4); // and writes 4 bytes past a row's last pixel
+  const floats = src + padded;
+  const horizontal = floats + 4 * padded;
+  const output = horizontal + align16(height * rowBytes + 4); // hrow writes one float past a row's last pixel
   kernel.reserve(output + outH * rowBytes);
   const memory = kernel.memory.buffer;
   const offsets0 = new Int32Array(memory, off0, outW);
   const offsets1 = new Int32Array(memory, off1, outW);
   for (let x = 0; x < outW; x++) {
-    offsets0[x] = cols.i0[x] * 3;
-    offsets1[x] = cols.i1[x] * 3;
+    offsets0[x] = cols.i0[x] * 12;
+    offsets1[x] = cols.i1[x] * 12;
   }
   new Float32Array(memory, w0, outW).set(cols.w0);
   new Float32Array(memory, w1, outW).set(cols.w1);
   new Uint8Array(memory, src, data.length).set(data);
-  for (const sy of rows.used) kernel.hrow(src + sy * width * 3, horizontal + sy * rowBytes, outW, off0, off1, w0, w1, divisor);
+  const sourceRow = align16(width * 3);
+  for (const sy of rows.used) {
+    kernel.unit(src + sy * width * 3, floats + sy * width * 12, sourceRow, divisor);
+    kernel.hrow(floats + sy * width * 12, horizontal + sy * rowBytes, outW, off0, off1, w0, w1);
+  }
   for (let y = 0; y < outH; y++) {
     kernel.vrow(horizontal + rows.i0[y] * rowBytes, horizontal + rows.i1[y] * rowBytes, output + y * rowBytes, outW * 3, rows.w0[y], rows.w1[y]);
   }
@@ -287,6 +300,22 @@ export async function decodeUint8(file: string, options: ResizeOptions): Promise
   return out;
 }
 
+/**
+ * Runs `onThreads` on lib/decode-pool's threads where they are on (`onThreads` null: never), else — or when a
+ * thread failed — `here` on this thread. An image a thread could not decode is a BadImageError naming `file`.
+ */
+async function onDecodeThreads<T>(file: string, onThreads: ((pool: DecodePool) => Promise<T>) | null, here: () => Promise<T>): Promise<T> {
+  const pool = onThreads === null ? null : decodePool();
+  if (onThreads === null || pool === null || !pool.working) return here();
+  try {
+    return await onThreads(pool);
+  } catch (error) {
+    if (error instanceof DecodeImageError) throw new BadImageError(file, error.reason);
+    if (error instanceof DecodeThreadError) return here();
+    throw error;
+  }
+}
+
 /** One image as float32 HWC in [0, 1], `shape = [size, size, 3]`. */
 export async function decodeImage(file: string, options: ResizeOptions): Promise<{ data: Float32Array; shape: [number, number, number] }> {
   checkResizeOptions(options);
@@ -312,8 +341,8 @@ export interface ImageLoaderOptions extends ResizeOptions {
   /** Batches decoded ahead of the consumer (default 2). Memory: at most `prefetch + 1` batches exist at once. */
   readonly prefetch?: number;
   /**
-   * Images decoded at the same time (default: twice the CPU cores, 4–8). More than the cores: while this thread
-   * resizes one image, sharp decodes the others on libuv's threads (4 by default), so both stay busy.
+   * Images decoded at the same time (default: twice the CPU cores, 4–8). More than the cores, so that every decode
+   * thread (lib/decode-pool) has the next image queued when it finishes one.
    */
   readonly concurrency?: number;
   /** `error` (default): stop with an error naming the file. `skip`: leave it out of its batch and record it. */
@@ -576,8 +605,10 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   const decodeOne = async (index: number, out: Float32Array, offset: number): Promise<boolean> => {
     const building = cache.kind === "building" ? cache : null;
     try {
+      const file = paths[index];
+      const threaded = mode === "post";
       if (building) {
-        const row = await decodeUint8(paths[index], options);
+        const row = await onDecodeThreads(file, threaded ? (pool) => pool.decodeUint8(file, size) : null, () => decodeUint8(file, options));
         stats.decoded++;
         const write = building.fh.write(row, 0, pixels, building.dataOffset + index * pixels).then(() => undefined);
         building.writes.add(write);
@@ -588,7 +619,9 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
         }
         bytesToUnitFloat(row, out, offset);
       } else {
-        await decodeInto(paths[index], options, out, offset);
+        const { buffer } = out;
+        const shared = threaded && buffer instanceof SharedArrayBuffer && out.byteOffset === 0 ? buffer : null;
+        await onDecodeThreads(file, shared ? (pool) => pool.decodeInto(file, size, shared, offset) : null, () => decodeInto(file, options, out, offset));
         stats.decoded++;
       }
       return true;
@@ -625,7 +658,9 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   const loadBatch = async (indices: Int32Array): Promise<ImageBatch> => {
     await ensureCacheState();
     const n = indices.length;
-    const data = new Float32Array(n * pixels);
+    // Images decoded on lib/decode-pool's threads are written straight into the batch: shared memory.
+    const pool = mode === "post" && cache.kind !== "ready" ? decodePool() : null;
+    const data = pool !== null && pool.working ? new Float32Array(new SharedArrayBuffer(n * pixels * 4)) : new Float32Array(n * pixels);
     const ok = new Uint8Array(n);
     const current = cache;
     const fromFile: number[] = [];

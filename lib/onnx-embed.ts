@@ -160,7 +160,10 @@ export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine
     async embed(batch: ImageBatch): Promise<Float32Array> {
       if (closed) throw new Error("ONNX embedder: embed() after close()");
       const n = batch.shape[0];
-      const outputs = await session.run({ images: new engine.ort.Tensor("float32", batch.data, batch.shape) });
+      // onnxruntime-node refuses memory shared between threads ("Invalid argument"), which is where lib/decode-pool
+      // writes batches: such a batch is copied (a few ms, against the model's hundreds).
+      const data = batch.data.buffer instanceof SharedArrayBuffer ? batch.data.slice() : batch.data;
+      const outputs = await session.run({ images: new engine.ort.Tensor("float32", data, batch.shape) });
       const out = outputs.embedding;
       if (out === undefined || !(out.data instanceof Float32Array) || out.data.length !== n * dim) {
         throw new Error(`ONNX embedder: expected a float32 [${n}, ${dim}] output "embedding", got [${out?.dims.join(", ") ?? "nothing"}]`);

@@ -26,8 +26,11 @@ export interface DecodedRgb {
 export interface TurboJpeg {
   readonly library: string;
   readonly koffiVersion: string;
-  /** Rejects with TurboJPEG's message (errors and warnings alike, as sharp's `failOn: "warning"` does). */
-  decode(bytes: Uint8Array): Promise<DecodedRgb | null>;
+  /**
+   * Rejects with TurboJPEG's message (errors and warnings alike, as sharp's `failOn: "warning"` does). The decode
+   * runs on one of koffi's worker threads, or with `blocking` on this thread (cheaper where this thread is a worker).
+   */
+  decode(bytes: Uint8Array, blocking?: boolean): Promise<DecodedRgb | null>;
 }
 
 /** Debian/Ubuntu's package of the library. */
@@ -141,7 +144,7 @@ function createTurboJpeg(lib: KoffiLibrary, library: string, koffiVersion: strin
   return {
     library,
     koffiVersion,
-    async decode(bytes: Uint8Array): Promise<DecodedRgb | null> {
+    async decode(bytes: Uint8Array, blocking = false): Promise<DecodedRgb | null> {
       if (!isJpeg(bytes)) return null;
       const width = [0];
       const height = [0];
@@ -157,6 +160,11 @@ function createTurboJpeg(lib: KoffiLibrary, library: string, koffiVersion: strin
       const data = new Uint8Array(w * h * 3);
       const decodeWith = (handle: Pointer): unknown[] => [handle, bytes, bytes.length, data, w, 0, h, TJPF_RGB, 0];
       const handle = idle.pop() ?? newHandle();
+      if (blocking === true) {
+        if (tjDecompress2(...decodeWith(handle)) !== 0) throw failure(handle);
+        idle.push(handle);
+        return { data, width: w, height: h };
+      }
       const status = await new Promise<number>((resolve, reject) => {
         tjDecompress2.async(...decodeWith(handle), (error: unknown, result: unknown) => (error ? reject(error) : resolve(result as number)));
       });

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import sharp from "sharp";
+import sharp, { type JpegOptions } from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadImageError, decodeRgb } from "../lib/image-loader";
 import { isJpeg, jpegDecoder, loadTurboJpeg, parseJpegDecoderChoice, type TurboJpeg } from "../lib/turbojpeg";
@@ -11,7 +11,7 @@ function noise(width: number, height: number, seed: number): Buffer {
   return Buffer.from(Array.from({ length: width * height * 3 }, (_, i) => (i * 37 + seed * 101 + ((i * i * (seed + 3)) % 97)) % 256));
 }
 
-async function jpeg(width: number, height: number, seed: number, options: sharp.JpegOptions = {}): Promise<Buffer> {
+async function jpeg(width: number, height: number, seed: number, options: JpegOptions = {}): Promise<Buffer> {
   return sharp(noise(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90, ...options }).toBuffer();
 }
 
