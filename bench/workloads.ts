@@ -69,7 +69,8 @@ function decode(size: number): Workload {
         items: dataset.count,
         unit: "img",
         async step() {
-          const loader = createImageLoader(dataset.paths, { size, mode: "post", batchSize: 64, prefetch: 2 });
+          // As notebook 03 embeds (lib/embed): each batch is done with when the next is asked for.
+          const loader = createImageLoader(dataset.paths, { size, mode: "post", batchSize: 64, prefetch: 2, reuseBatchMemory: true });
           for await (const batch of loader.batches()) void batch;
           await loader.close();
         },
@@ -207,7 +208,7 @@ function trainingDataWait(steps: number): Workload {
         warmup: 0,
         async step() {
           const model = createResNet18({ width: 64, seed: 1 });
-          const loader = createImageLoader(dataset.paths, { size: 64, mode: "post", batchSize: 32, prefetch: defaults.prefetchBatches });
+          const loader = createImageLoader(dataset.paths, { size: 64, mode: "post", batchSize: 32, prefetch: defaults.prefetchBatches, reuseBatchMemory: true });
           rmSync(scratch, { recursive: true, force: true });
           try {
             const result = await trainModel({

@@ -96,7 +96,7 @@ export async function embedImages(model: ResNet18, dataset: ImageDataset, indice
   const embedder = await createEmbedder(model, options.preset, config.embed.engine, { loadOnnxRuntime: options.loadOnnxRuntime });
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: options.batchSize, prefetch: config.prefetchBatches,
-    cache: imageCachePath(config, dataset), onBadImage: "error",
+    cache: imageCachePath(config, dataset), onBadImage: "error", reuseBatchMemory: true,
   });
   const out = new Float32Array(indices.length * model.embeddingSize);
   const bar = new ProgressBar({ total: indices.length, desc: options.desc ?? "Embedding", unit: "img", mode: options.progress });
@@ -224,7 +224,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const onnxPath = embedder.engine === "onnxruntime" ? onnxModelPath(config.run) : null;
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: config.embed.batchSize, prefetch: config.prefetchBatches,
-    cache: imageCachePath(config, dataset), onBadImage: config.onBadImage,
+    cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
   });
   let resumedRows = 0;
   for (let k = 0; k < partCount; k++) if (isDone(k)) resumedRows += rowsOf(k);

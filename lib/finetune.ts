@@ -560,7 +560,7 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
   const f = config.finetune;
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: f.batchSize, prefetch: config.prefetchBatches,
-    cache: imageCachePath(config, dataset), onBadImage: config.onBadImage,
+    cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
   });
   try {
     const result = await trainModel({

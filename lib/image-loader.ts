@@ -327,6 +327,25 @@ export async function decodeImage(file: string, options: ResizeOptions): Promise
 // ---------------------------------------------------------------------------------------------------------------
 // Batches
 
+// Shared memory the decode threads write batches into, kept for reuse by every loader of the process (at most
+// SHARED_BATCHES_KEPT_BYTES of it idle): SharedArrayBuffers are freed only by a full garbage collection, so a new one
+// per batch let a process grow by gigabytes.
+const SHARED_BATCHES_KEPT_BYTES = 512 * 2 ** 20;
+const sharedBatches: SharedArrayBuffer[] = [];
+
+function takeShared(bytes: number): SharedArrayBuffer {
+  const i = sharedBatches.findIndex((b) => b.byteLength === bytes);
+  return i >= 0 ? sharedBatches.splice(i, 1)[0] : new SharedArrayBuffer(bytes);
+}
+
+function releaseShared(data: Float32Array): void {
+  const { buffer } = data;
+  if (!(buffer instanceof SharedArrayBuffer) || sharedBatches.includes(buffer)) return;
+  sharedBatches.push(buffer);
+  let kept = sharedBatches.reduce((sum, b) => sum + b.byteLength, 0);
+  while (kept > SHARED_BATCHES_KEPT_BYTES) kept -= (sharedBatches.shift() as SharedArrayBuffer).byteLength; // oldest first
+}
+
 /** A batch of images, NHWC float32 in [0, 1]. `indices[k]` is the dataset index of image k of the batch. */
 export interface ImageBatch {
   readonly indices: Int32Array;
@@ -351,6 +370,13 @@ export interface ImageLoaderOptions extends ResizeOptions {
   readonly cache?: string;
   /** Called as batches are started, decoded and handed over (for progress display and tests). */
   readonly onEvent?: (event: LoaderEvent) => void;
+  /**
+   * Lets a batch's `data` be shared memory that the loader reuses once the next batch is asked for (default false:
+   * every batch gets memory of its own). For loops that are done with a batch when they ask for the next one, as
+   * embedding and fine-tuning are: the decode threads then write straight into the batch, skipping a copy and the
+   * first touch of fresh memory (at 224 px about half the decode time).
+   */
+  readonly reuseBatchMemory?: boolean;
 }
 
 /** What the loader is doing: batch `batch` (0-based position in this pass) started, decoded, or handed over. */
@@ -543,6 +569,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
 
   const count = paths.length;
   const pixels = size * size * 3;
+  const reuseBatchMemory = options.reuseBatchMemory === true;
   const limit = createLimiter(concurrency);
   const stats: LoaderStats = { decoded: 0, cacheReads: 0, skipped: 0, badImages: [], waitMs: 0, cache: options.cache ? "pending" : "off", cacheNote: "" };
   const badSeen = new Set<number>();
@@ -658,9 +685,28 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   const loadBatch = async (indices: Int32Array): Promise<ImageBatch> => {
     await ensureCacheState();
     const n = indices.length;
-    // Images decoded on lib/decode-pool's threads are written straight into the batch: shared memory.
+    // Images decoded on lib/decode-pool's threads are written straight into the batch: shared memory. Unless the
+    // consumer lets the loader reuse it, the batch it gets is a copy and the shared memory is reused at once.
     const pool = mode === "post" && cache.kind !== "ready" ? decodePool() : null;
-    const data = pool !== null && pool.working ? new Float32Array(new SharedArrayBuffer(n * pixels * 4)) : new Float32Array(n * pixels);
+    const data = pool !== null && pool.working ? new Float32Array(takeShared(n * pixels * 4)) : new Float32Array(n * pixels);
+    try {
+      const batch = await decodeBatch(indices, data);
+      if (batch.data !== data) releaseShared(data); // images were left out: the batch holds a compacted copy
+      else if (!reuseBatchMemory && data.buffer instanceof SharedArrayBuffer) {
+        const own = data.slice(); // a Float32Array of its own, not shared
+        releaseShared(data);
+        return { ...batch, data: own };
+      }
+      return batch;
+    } catch (error) {
+      releaseShared(data);
+      throw error;
+    }
+  };
+
+  /** Decodes (or reads from the cache) the images of one batch into `data`. */
+  const decodeBatch = async (indices: Int32Array, data: Float32Array): Promise<ImageBatch> => {
+    const n = indices.length;
     const ok = new Uint8Array(n);
     const current = cache;
     const fromFile: number[] = [];
@@ -747,6 +793,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
         start(); // the consumer is about to work on `result`: keep `prefetch` batches decoding meanwhile
         onEvent?.({ type: "batch-yield", batch: entry.batch, waitedMs });
         if (result.indices.length > 0) yield result;
+        if (reuseBatchMemory) releaseShared(result.data); // the consumer asked for the next batch: done with this one
       }
     } finally {
       // Stopped early or failed: let batches still decoding finish so that no work outlives the pass unseen.

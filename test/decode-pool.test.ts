@@ -34,19 +34,32 @@ async function collect(batches: AsyncGenerator<ImageBatch>): Promise<ImageBatch[
 }
 
 describe("decoding on worker threads", () => {
-  it("gives the batches the main thread gives, written into shared memory", async () => {
+  it("gives the batches the main thread gives, in memory of their own or, when allowed, in reused shared memory", async () => {
     expect(decodePool()?.threads).toBeGreaterThan(0);
+    const expected = await Promise.all(files.map(async (f) => Array.from((await decodeImage(f, { size: 24, mode: "post" })).data))); // this thread
+    const check = (batch: ImageBatch): void => {
+      for (const [k, index] of batch.indices.entries()) expect(Array.from(batch.data.subarray(k * 1728, (k + 1) * 1728))).toEqual(expected[index % files.length]);
+    };
     const loader = createImageLoader(files, { size: 24, mode: "post", batchSize: 3 });
     const batches = await collect(loader.batches());
     await loader.close();
     expect(batches.map((b) => b.shape[0])).toEqual([3, 3, 1]);
     for (const batch of batches) {
-      expect(batch.data.buffer).toBeInstanceOf(SharedArrayBuffer);
-      for (const [k, index] of batch.indices.entries()) {
-        const alone = await decodeImage(files[index], { size: 24, mode: "post" }); // this thread
-        expect(Array.from(batch.data.subarray(k * 24 * 24 * 3, (k + 1) * 24 * 24 * 3))).toEqual(Array.from(alone.data));
-      }
+      expect(batch.data.buffer).not.toBeInstanceOf(SharedArrayBuffer); // kept batches stay valid
+      check(batch);
     }
+    // reuseBatchMemory: each batch is checked before the next is asked for; their memory goes round.
+    const buffers = new Set<ArrayBufferLike>();
+    for (let pass = 0; pass < 3; pass++) {
+      const reusing = createImageLoader([...files, ...files, ...files], { size: 24, mode: "post", batchSize: 3, reuseBatchMemory: true });
+      for await (const batch of reusing.batches()) {
+        expect(batch.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+        check(batch);
+        buffers.add(batch.data.buffer);
+      }
+      await reusing.close();
+    }
+    expect(buffers.size).toBeLessThanOrEqual(6); // 21 batches over 3 loaders, in the few buffers in flight (prefetch 2)
   });
 
   it("builds the uint8 cache on the threads, with the main thread's values", async () => {
@@ -86,7 +99,7 @@ describe("decoding on worker threads", () => {
     const script = join(mkdtempSync(join(tmpdir(), "decode-pool-")), "probe.mts");
     writeFileSync(script, [
       `const { createImageLoader } = await import(${JSON.stringify(resolve("lib/image-loader.ts"))});`,
-      `const loader = createImageLoader(${JSON.stringify(files)}, { size: 16, mode: "post", batchSize: 7 });`,
+      `const loader = createImageLoader(${JSON.stringify(files)}, { size: 16, mode: "post", batchSize: 7, reuseBatchMemory: true });`,
       "for await (const b of loader.batches()) console.log(b.data.buffer.constructor.name, b.data.reduce((a, v) => a + v, 0).toFixed(3));",
       "await loader.close();",
     ].join("\n"));
