@@ -10,9 +10,11 @@ import { tf, tidyValues } from "../lib/backend";
 import { defaultConfig } from "../lib/config";
 import { trainModel, trainStep } from "../lib/finetune";
 import { openImageDataset } from "../lib/image-dataset";
+import { decodePool } from "../lib/decode-pool";
 import { createImageLoader, type ImageBatch } from "../lib/image-loader";
 import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
 import { createResNet18 } from "../lib/resnet18";
+import { jpegDecoder } from "../lib/turbojpeg";
 import { createSae, presetTraining } from "../lib/sae";
 import { saeOptimizer, saeStep } from "../lib/sae-train";
 
@@ -74,6 +76,9 @@ function decode(size: number): Workload {
           for await (const batch of loader.batches()) void batch;
           await loader.close();
         },
+        summary: () =>
+          `${jpegDecoder().description}, on ${decodePool()?.threads ?? 0} decode threads; batches reuse their memory ` +
+          "(reuseBatchMemory) as notebook 03's embedding does. PyTorch: the post's ImageFolder + ToTensor + Resize, DataLoader(batch_size=64)",
         dispose() {},
       };
     },

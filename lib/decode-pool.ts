@@ -71,7 +71,6 @@ export interface DecodePool {
 }
 
 interface Pending {
-  readonly file: string;
   resolve(reply: DecodeReply): void;
   reject(error: Error): void;
 }
@@ -132,7 +131,7 @@ export function createDecodePool(count: number, entry: string = join(projectRoot
     let thread = threads[0];
     for (const t of threads) if (t.pending.size < thread.pending.size) thread = t;
     return new Promise<DecodeReply>((resolve, reject) => {
-      thread.pending.set(request.id, { file: request.file, resolve, reject });
+      thread.pending.set(request.id, { resolve, reject });
       thread.worker.ref(); // an image in flight keeps the process alive
       thread.worker.postMessage(request);
     });
