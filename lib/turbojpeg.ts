@@ -61,6 +61,9 @@ const LIBRARY_NAMES: Readonly<Partial<Record<NodeJS.Platform, readonly string[]>
   win32: ["turbojpeg.dll"],
 };
 
+/** sharp's default `limitInputPixels`: larger images are refused before any memory is allocated for them. */
+export const MAX_INPUT_PIXELS = 0x3fff * 0x3fff;
+
 const TJPF_RGB = 0;
 const TJCS_CMYK = 3;
 const TJCS_YCCK = 4;
@@ -157,6 +160,7 @@ function createTurboJpeg(lib: KoffiLibrary, library: string, koffiVersion: strin
       }
       if (colorspace[0] === TJCS_CMYK || colorspace[0] === TJCS_YCCK) return null;
       const [w, h] = [width[0], height[0]];
+      if (w * h > MAX_INPUT_PIXELS) throw new Error(`the image is ${w}×${h} pixels, more than the ${MAX_INPUT_PIXELS} decoded at most (sharp's limit)`);
       const data = new Uint8Array(w * h * 3);
       const decodeWith = (handle: Pointer): unknown[] => [handle, bytes, bytes.length, data, w, 0, h, TJPF_RGB, 0];
       const handle = idle.pop() ?? newHandle();
