@@ -50,10 +50,12 @@ export class Adam {
     this.step++;
     const bc1 = 1 - this.beta1 ** this.step;
     const bc2Sqrt = Math.sqrt(1 - this.beta2 ** this.step);
-    tf.tidy(() => {
-      this.params.forEach((p, i) => {
-        const raw = grads[i];
-        if (raw === null) return;
+    // One tidy per parameter: its dozen temporaries are freed before the next parameter's are made (for the SAE's
+    // 512 × 16,384 weights, 12 × 32 MB each).
+    this.params.forEach((p, i) => {
+      const raw = grads[i];
+      if (raw === null) return;
+      tf.tidy(() => {
         const g = this.weightDecay === 0 ? raw : tf.add(raw, tf.mul(p, this.weightDecay));
         const m = tf.add(tf.mul(this.m[i], this.beta1), tf.mul(g, 1 - this.beta1));
         const v = tf.add(tf.mul(this.v[i], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
