@@ -4,20 +4,18 @@
 // image cache) are sent back.
 
 import { parentPort, workerData } from "node:worker_threads";
-import { BadImageError, decodeRgb, resizeBilinearTorch, resizeBilinearTorchUint8 } from "./image-loader";
+import { BadImageError, decodeInto, decodeUint8 } from "./image-loader";
 import { DECODE_WORKER_MARK, type DecodeReply, type DecodeRequest } from "./decode-pool";
 
 /** Does one job: the reply says how it went (an image that cannot be decoded is `bad`). */
 export async function decodeJob(job: DecodeRequest): Promise<DecodeReply> {
   try {
-    const image = await decodeRgb(job.file, true);
+    const options = { size: job.size, mode: "post" } as const;
     if (job.kind === "float") {
-      resizeBilinearTorch(image, job.size, job.size, new Float32Array(job.target), job.offset);
+      await decodeInto(job.file, options, new Float32Array(job.target), job.offset, true);
       return { id: job.id, ok: true };
     }
-    const bytes = new Uint8Array(job.size * job.size * 3);
-    resizeBilinearTorchUint8(image, job.size, job.size, bytes);
-    return { id: job.id, ok: true, bytes };
+    return { id: job.id, ok: true, bytes: await decodeUint8(job.file, options, true) };
   } catch (error) {
     if (error instanceof BadImageError) return { id: job.id, ok: false, bad: true, reason: error.reason };
     return { id: job.id, ok: false, bad: false, reason: error instanceof Error ? (error.stack ?? error.message) : String(error) };

@@ -179,6 +179,9 @@ interface AxisTable {
   readonly w1: Float32Array;
   /** Source indices some output uses, ascending (the rows the horizontal pass must compute). */
   readonly used: Int32Array;
+  /** i0 and i1 as byte offsets of RGB float32 pixels (× 12): the column tables the resize kernel reads. */
+  readonly bytes0: Int32Array;
+  readonly bytes1: Int32Array;
 }
 
 /**
@@ -205,7 +208,7 @@ function axisTable(inSize: number, outSize: number): AxisTable {
     isUsed[i0[d]] = isUsed[i1[d]] = 1;
   }
   const used = Int32Array.from(isUsed.keys()).filter((i) => isUsed[i] === 1);
-  return { i0, i1, w0, w1, used };
+  return { i0, i1, w0, w1, used, bytes0: i0.map((i) => i * 12), bytes1: i1.map((i) => i * 12) };
 }
 
 const axisTables = new Map<string, AxisTable>();
@@ -246,12 +249,8 @@ export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number,
   const output = horizontal + align16(height * rowBytes + 4); // hrow writes one float past a row's last pixel
   kernel.reserve(output + outH * rowBytes);
   const memory = kernel.memory.buffer;
-  const offsets0 = new Int32Array(memory, off0, outW);
-  const offsets1 = new Int32Array(memory, off1, outW);
-  for (let x = 0; x < outW; x++) {
-    offsets0[x] = cols.i0[x] * 12;
-    offsets1[x] = cols.i1[x] * 12;
-  }
+  new Int32Array(memory, off0, outW).set(cols.bytes0);
+  new Int32Array(memory, off1, outW).set(cols.bytes1);
   new Float32Array(memory, w0, outW).set(cols.w0);
   new Float32Array(memory, w1, outW).set(cols.w1);
   new Uint8Array(memory, src, data.length).set(data);
@@ -285,18 +284,18 @@ export function bytesToUnitFloat(bytes: Uint8Array, out: Float32Array, offset = 
   for (let i = 0; i < bytes.length; i++) out[offset + i] = UNIT_FLOAT[bytes[i]];
 }
 
-/** Decodes and resizes one image into `out` (float32 in [0, 1]) starting at `offset`. */
-export async function decodeInto(file: string, options: ResizeOptions, out: Float32Array, offset = 0): Promise<void> {
-  if (options.mode === "post") resizeBilinearTorch(await decodeRgb(file), options.size, options.size, out, offset);
+/** Decodes and resizes one image into `out` (float32 in [0, 1]) starting at `offset` (`blocking`: see decodeRgb). */
+export async function decodeInto(file: string, options: ResizeOptions, out: Float32Array, offset = 0, blocking = false): Promise<void> {
+  if (options.mode === "post") resizeBilinearTorch(await decodeRgb(file, blocking), options.size, options.size, out, offset);
   else bytesToUnitFloat((await decodeRecommended(file, options.size)).data, out, offset);
 }
 
 /** Decodes and resizes one image to uint8 (0–255), as the cache stores it. */
-export async function decodeUint8(file: string, options: ResizeOptions): Promise<Uint8Array> {
+export async function decodeUint8(file: string, options: ResizeOptions, blocking = false): Promise<Uint8Array> {
   const { size, mode } = options;
   if (mode === "recommended") return (await decodeRecommended(file, size)).data;
   const out = new Uint8Array(size * size * 3);
-  resizeBilinearTorchUint8(await decodeRgb(file), size, size, out);
+  resizeBilinearTorchUint8(await decodeRgb(file, blocking), size, size, out);
   return out;
 }
 
