@@ -14,6 +14,7 @@
 import { tf } from "./backend";
 import { batchNormTrain, conv2d, maxPoolNonNegative } from "./fast-gradients";
 import { readSafetensorsFile, toFloat32, writeSafetensors, type SafetensorsTensor } from "./safetensors";
+import { winogradAvailable, winogradConv3x3, winogradFilter, winogradPays, type WinogradFilter } from "./winograd";
 
 /** torchvision's BatchNorm2d defaults. */
 export const BN_EPS = 1e-5;
@@ -160,10 +161,17 @@ class BatchNorm {
     readonly runningVar: tf.Variable<tf.Rank.R1>,
   ) {}
 
+  /** Eval mode's per-channel affine map: y = x·scale + shift, scale = γ / √(running_var + eps). */
+  evalScaleShift(): [scale: tf.Tensor1D, shift: tf.Tensor1D] {
+    const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, BN_EPS))) as tf.Tensor1D;
+    return [scale, tf.sub(this.bias, tf.mul(this.runningMean, scale)) as tf.Tensor1D];
+  }
+
+  /** Training mode normalises with the batch's statistics and moves the running ones; eval mode applies the
+   *  running statistics' affine map. */
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
     if (training === false) {
-      const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, BN_EPS)));
-      const shift = tf.sub(this.bias, tf.mul(this.runningMean, scale));
+      const [scale, shift] = this.evalScaleShift();
       return tf.add(tf.mul(x, scale), shift);
     }
     const { y, mean, variance } = batchNormTrain(x, this.weight, this.bias, BN_EPS);
@@ -182,6 +190,52 @@ interface Conv {
   readonly weight: tf.Variable<tf.Rank.R4>;
 }
 
+/**
+ * A convolution with the BatchNorm after it folded in, for eval mode: filter·scale and beta − mean·scale with
+ * scale = gamma / √(running_var + eps). Valid while its sources (the weight and the four BatchNorm tensors) hold
+ * the same data: TF.js gives a variable new data on every assign (training, loading, optimizer steps).
+ */
+class FoldedConv {
+  private winogradForm: WinogradFilter | null = null;
+
+  private constructor(
+    readonly sources: readonly object[],
+    readonly filter: tf.Tensor4D,
+    readonly bias: tf.Tensor1D,
+  ) {}
+
+  static sourcesOf(conv: Conv, bn: BatchNorm): object[] {
+    return [conv.weight, bn.weight, bn.bias, bn.runningMean, bn.runningVar].map((v) => v.dataId);
+  }
+
+  static fold(conv: Conv, bn: BatchNorm): FoldedConv {
+    const [filter, bias] = tf.tidy(() => {
+      const [scale, shift] = bn.evalScaleShift();
+      return [tf.mul(conv.weight, scale) as tf.Tensor4D, shift];
+    });
+    return new FoldedConv(FoldedConv.sourcesOf(conv, bn), tf.keep(filter), tf.keep(bias));
+  }
+
+  current(conv: Conv, bn: BatchNorm): boolean {
+    return FoldedConv.sourcesOf(conv, bn).every((id, k) => id === this.sources[k]);
+  }
+
+  /** The filter in Winograd's form (made on first use). */
+  winograd(): WinogradFilter {
+    if (this.winogradForm === null) {
+      const form = winogradFilter(this.filter);
+      form.u.forEach((u) => tf.keep(u));
+      this.winogradForm = form;
+    }
+    return this.winogradForm;
+  }
+
+  dispose(): void {
+    tf.dispose([this.filter, this.bias]);
+    this.winogradForm?.dispose();
+  }
+}
+
 let modelCount = 0;
 
 class ResNet18Model implements ResNet18 {
@@ -190,6 +244,7 @@ class ResNet18Model implements ResNet18 {
   readonly trainableNames: readonly string[];
   private readonly convs = new Map<string, Conv>();
   private readonly bns = new Map<string, BatchNorm>();
+  private readonly folded = new Map<string, FoldedConv>();
   private readonly layout: ResNet18Layout;
   private disposed = false;
 
@@ -258,25 +313,78 @@ class ResNet18Model implements ResNet18 {
     return (this.bns.get(name) as BatchNorm).apply(x, training);
   }
 
+  /** The convolution `name` with BatchNorm `bnName` folded in, cached while their weights and statistics stay. */
+  private foldedConv(name: string, bnName: string): FoldedConv {
+    const conv = this.convs.get(name) as Conv;
+    const bn = this.bns.get(bnName) as BatchNorm;
+    const known = this.folded.get(name);
+    if (known !== undefined && known.current(conv, bn)) return known;
+    known?.dispose();
+    const fresh = FoldedConv.fold(conv, bn);
+    this.folded.set(name, fresh);
+    return fresh;
+  }
+
+  /** Eval mode: relu?(bn(conv(x)) + residual), with the BatchNorm folded into the convolution. 3×3 stride-1
+   *  convolutions run by Winograd (lib/winograd) where it is available and faster, others as fused convolutions. */
+  private evalConv(name: string, bnName: string, x: tf.Tensor4D, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
+    const { layout } = this.convs.get(name) as Conv;
+    const folded = this.foldedConv(name, bnName);
+    const [n, h, w] = x.shape;
+    const tiles = n * Math.ceil(h / 2) * Math.ceil(w / 2);
+    const { inChannels, outChannels } = layout;
+    if (
+      layout.kernel === 3 && layout.stride === 1 && layout.pad === 1 &&
+      winogradAvailable(inChannels, outChannels) && winogradPays(tiles, inChannels, outChannels)
+    ) {
+      return winogradConv3x3(x, folded.winograd(), { bias: folded.bias, residual, relu });
+    }
+    const fused = (activation: "relu" | "linear"): tf.Tensor4D =>
+      tf.fused.conv2d({ x, filter: folded.filter, strides: layout.stride, pad: layout.pad, bias: folded.bias, activation });
+    if (residual === undefined) return fused(relu ? "relu" : "linear");
+    const sum = tf.add(fused("linear"), residual) as tf.Tensor4D;
+    return relu ? tf.relu(sum) : sum;
+  }
+
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
     this.checkAlive("apply");
     if (x.rank !== 4 || x.shape[3] !== 3) {
       throw new RangeError(`ResNet18.apply: expected NHWC images [n, h, w, 3], got [${x.shape.join(", ")}]`);
     }
     if (x.dtype !== "float32") throw new TypeError(`ResNet18.apply: expected float32 images, got ${x.dtype}`);
-    return tf.tidy(() => {
-      const { stem, stemBn, blocks } = this.layout;
-      let h = tf.relu(this.bn(stemBn, this.conv(stem.name, x, false), training));
-      // PyTorch's MaxPool2d(3, 2, padding=1); the input is ≥ 0 after relu, so zero padding equals −∞ padding.
-      h = training === true ? maxPoolNonNegative(h, 3, 2, 1) : tf.maxPool(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, "valid");
-      for (const block of blocks) {
-        let out = tf.relu(this.bn(block.bn1, this.conv(block.conv1.name, h), training));
-        out = this.bn(block.bn2, this.conv(block.conv2.name, out), training);
-        const shortcut = block.downsample === undefined ? h : this.bn(block.downsample.bn, this.conv(block.downsample.conv.name, h), training);
-        h = tf.relu(tf.add(out, shortcut) as tf.Tensor4D);
-      }
-      return tf.mean(h, [1, 2]) as tf.Tensor2D;
-    });
+    // Eval mode outside a gradient computation takes the fast inference path; inside one (fine-tuning with
+    // BatchNorm on running statistics) it needs the differentiable path.
+    const inference = training === false && !tf.engine().isTapeOn();
+    return tf.tidy(() => (inference ? this.applyEval(x) : this.applyDifferentiable(x, training)));
+  }
+
+  /** Every op with a fast gradient (lib/fast-gradients); BatchNorm on batch statistics when training, else on the
+   *  running ones. */
+  private applyDifferentiable(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+    const { stem, stemBn, blocks } = this.layout;
+    let h = tf.relu(this.bn(stemBn, this.conv(stem.name, x, false), training));
+    // PyTorch's MaxPool2d(3, 2, padding=1); the input is ≥ 0 after relu, so zero padding equals −∞ padding.
+    h = maxPoolNonNegative(h, 3, 2, 1);
+    for (const block of blocks) {
+      let out = tf.relu(this.bn(block.bn1, this.conv(block.conv1.name, h), training));
+      out = this.bn(block.bn2, this.conv(block.conv2.name, out), training);
+      const shortcut = block.downsample === undefined ? h : this.bn(block.downsample.bn, this.conv(block.downsample.conv.name, h), training);
+      h = tf.relu(tf.add(out, shortcut) as tf.Tensor4D);
+    }
+    return tf.mean(h, [1, 2]) as tf.Tensor2D;
+  }
+
+  /** Eval mode with every BatchNorm folded into its convolution (no gradients). */
+  private applyEval(x: tf.Tensor4D): tf.Tensor2D {
+    const { stem, stemBn, blocks } = this.layout;
+    let h = this.evalConv(stem.name, stemBn, x, true);
+    h = tf.maxPool(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, "valid");
+    for (const block of blocks) {
+      const shortcut = block.downsample === undefined ? h : this.evalConv(block.downsample.conv.name, block.downsample.bn, h, false);
+      const out = this.evalConv(block.conv1.name, block.bn1, h, true);
+      h = this.evalConv(block.conv2.name, block.bn2, out, true, shortcut);
+    }
+    return tf.mean(h, [1, 2]) as tf.Tensor2D;
   }
 
   stateDict(): Map<string, tf.Tensor> {
@@ -367,6 +475,8 @@ class ResNet18Model implements ResNet18 {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const f of this.folded.values()) f.dispose();
+    this.folded.clear();
     for (const c of this.convs.values()) c.weight.dispose();
     for (const b of this.bns.values()) {
       b.weight.dispose();
