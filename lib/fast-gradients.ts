@@ -12,10 +12,13 @@
 //     with one-hot filters) times the output gradient as one plain matMul;
 //   • matMul gradients          = plain matMuls of explicitly transposed operands;
 //   • BatchNorm (batch statistics) = one per-channel multiply-add forward, and its closed-form gradient as another.
+//   • 3×3 stride-1 convolutions (the forward value and the input gradient) run by Winograd F(2×2, 3×3) on WASM where
+//     it is faster (lib/winograd), with the filter transformed once per weight and step.
 // Each op is checked against TF.js's own gradients on the cpu backend in test/fast-gradients.test.ts.
 // Layouts are TF.js's: NHWC activations, HWIO filters. Padding is PyTorch's (symmetric, explicit).
 
 import { tf } from "./backend";
+import { useWinograd, winogradConv3x3, winogradFilter, type WinogradFilter } from "./winograd";
 
 /** A 2-D convolution as PyTorch's Conv2d(bias=False) computes it: square stride, symmetric zero padding. */
 export interface ConvSpec {
@@ -87,7 +90,7 @@ function constant<T extends tf.Tensor>(key: string, make: () => T): T {
  * Filters derived from a weight for its input gradient (flipped and transposed, or one phase's taps), kept for the
  * length of `withDerivedFilterCache`, by the weight's data and what was derived.
  */
-let derivedFilters: Map<object, Map<string, tf.Tensor4D>> | null = null;
+let derivedFilters: Map<object, Map<string, tf.Tensor4D | WinogradFilter>> | null = null;
 
 /**
  * Runs `fn` computing each derived filter once per weight and freeing them all at the end. In a training step the
@@ -97,7 +100,7 @@ let derivedFilters: Map<object, Map<string, tf.Tensor4D>> | null = null;
  */
 export function withDerivedFilterCache<T>(fn: () => T): T {
   const outer = derivedFilters;
-  const cache = new Map<object, Map<string, tf.Tensor4D>>();
+  const cache = new Map<object, Map<string, tf.Tensor4D | WinogradFilter>>();
   derivedFilters = cache;
   try {
     return fn();
@@ -113,18 +116,35 @@ export function withDerivedFilterCache<T>(fn: () => T): T {
  * for the gradient has data of its own each time).
  */
 function derivedFilter(weight: object, kind: string, make: () => tf.Tensor4D): tf.Tensor4D {
+  return derived(weight, kind, make, (t) => (t instanceof tf.Tensor && !t.isDisposed ? (t as tf.Tensor4D) : null), (t) => tf.keep(t));
+}
+
+/** The Winograd form of `filter()` (see derivedFilter). */
+function derivedWinograd(weight: object, kind: string, filter: () => tf.Tensor4D): WinogradFilter {
+  return derived(
+    weight,
+    `winograd:${kind}`,
+    () => winogradFilter(filter()),
+    (t) => (!(t instanceof tf.Tensor) && !t.u[0].isDisposed ? t : null),
+    (t) => t.u.forEach((u) => tf.keep(u)),
+  );
+}
+
+function derived<T extends tf.Tensor4D | WinogradFilter>(weight: object, kind: string, make: () => T, valid: (t: tf.Tensor4D | WinogradFilter) => T | null, keep: (t: T) => void): T {
   if (derivedFilters === null) return make();
   let byKind = derivedFilters.get(weight);
   if (byKind === undefined) {
     byKind = new Map();
     derivedFilters.set(weight, byKind);
   }
-  let t = byKind.get(kind);
-  if (t === undefined || t.isDisposed) {
-    t = tf.keep(tf.tidy(make));
-    byKind.set(kind, t);
-  }
-  return t;
+  const known = byKind.get(kind);
+  const usable = known === undefined ? null : valid(known);
+  if (usable !== null) return usable;
+  // tf.tidy keeps the tensors of what `make` returns (also inside an object such as a WinogradFilter), frees the rest
+  const made = tf.tidy(() => make() as unknown as tf.TensorContainer) as unknown as T;
+  keep(made);
+  byKind.set(kind, made);
+  return made;
 }
 
 /** [k, k] matrix reversing the order of k rows (k = kh·kw: flips a filter in space). */
@@ -154,11 +174,14 @@ export function convInputGradUpsampled(dy: tf.Tensor4D, filter: tf.Tensor4D, inp
   const left = kw - 1 - spec.pad;
   const bottom = h + kh - 1 - (dy.shape[1] - 1) * s - 1 - top - (s - 1);
   const right = w + kw - 1 - (dy.shape[2] - 1) * s - 1 - left - (s - 1);
-  const flipped = derivedFilter(weight, "flipped", () => flipFilter(filter));
-  if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
-    return tf.conv2d(up, flipped, 1, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+  const flipped = (): tf.Tensor4D => derivedFilter(weight, "flipped", () => flipFilter(filter));
+  if (s === 1 && top === 1 && bottom === 1 && left === 1 && right === 1 && useWinograd(dy.shape, [kh, kw, filter.shape[3], filter.shape[2]], 1, 1)) {
+    return winogradConv3x3(dy, derivedWinograd(weight, "flipped", flipped));
   }
-  return tf.conv2d(padOrCrop(up, top, bottom, left, right), flipped, 1, "valid");
+  if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
+    return tf.conv2d(up, flipped(), 1, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+  }
+  return tf.conv2d(padOrCrop(up, top, bottom, left, right), flipped(), 1, "valid");
 }
 
 /** Along one axis, output phase c (input rows y = s·m + c) uses filter taps `taps` (already flipped) on dy[m + shift − t]. */
@@ -315,8 +338,10 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: ConvSpec): tf.
     const x4 = input as tf.Tensor4D;
     const w4 = w as tf.Tensor4D;
     save([x4, w4]);
-    const value = tf.conv2d(x4, w4, spec.stride, [[0, 0], [spec.pad, spec.pad], [spec.pad, spec.pad], [0, 0]]);
     const weight = w4.dataId;
+    const value = useWinograd(x4.shape, w4.shape, spec.stride, spec.pad)
+      ? winogradConv3x3(x4, derivedWinograd(weight, "forward", () => w4))
+      : tf.conv2d(x4, w4, spec.stride, [[0, 0], [spec.pad, spec.pad], [spec.pad, spec.pad], [0, 0]]);
     const gradFunc = (dy4: tf.Tensor4D, saved: tf.Tensor[]): tf.Tensor[] => {
       const [sx, sw] = saved as tf.Tensor4D[];
       const dx = spec.inputGrad === false ? tf.zerosLike(sx) : convInputGrad(dy4, sw, sx.shape, spec, weight);

@@ -14,7 +14,7 @@
 import { tf } from "./backend";
 import { batchNormTrain, conv2d, maxPoolNonNegative } from "./fast-gradients";
 import { readSafetensorsFile, toFloat32, writeSafetensors, type SafetensorsTensor } from "./safetensors";
-import { winogradAvailable, winogradConv3x3, winogradFilter, winogradPays, type WinogradFilter } from "./winograd";
+import { useWinograd, winogradConv3x3, winogradFilter, type WinogradFilter } from "./winograd";
 
 /** torchvision's BatchNorm2d defaults. */
 export const BN_EPS = 1e-5;
@@ -330,13 +330,7 @@ class ResNet18Model implements ResNet18 {
   private evalConv(name: string, bnName: string, x: tf.Tensor4D, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
     const { layout } = this.convs.get(name) as Conv;
     const folded = this.foldedConv(name, bnName);
-    const [n, h, w] = x.shape;
-    const tiles = n * Math.ceil(h / 2) * Math.ceil(w / 2);
-    const { inChannels, outChannels } = layout;
-    if (
-      layout.kernel === 3 && layout.stride === 1 && layout.pad === 1 &&
-      winogradAvailable(inChannels, outChannels) && winogradPays(tiles, inChannels, outChannels)
-    ) {
+    if (useWinograd(x.shape, folded.filter.shape, layout.stride, layout.pad)) {
       return winogradConv3x3(x, folded.winograd(), { bias: folded.bias, residual, relu });
     }
     const fused = (activation: "relu" | "linear"): tf.Tensor4D =>

@@ -11,10 +11,14 @@
 //       table: 16 pointers to the [n·th·tw, c] products M₀…M₁₅; y: [n, h, w, c] output with h ≤ 2·th, w ≤ 2·tw.
 //       y at (2ty + a, 2tx + b) = (Aᵀ M A)_{ab} + bias (+ res at the same place if res ≠ 0), then max(·, 0) if
 //       relu ≠ 0. Values of the last tile row or column that fall outside h × w are dropped.
+//       bias may be 0 (none).
+//   filter(g, table, plane)
+//       g: an HWIO [3, 3, cin, cout] filter, plane = cin·cout (a multiple of 4); table: 16 pointers to [cin, cout]
+//       outputs U₀…U₁₅: U_{4i+j} = (G g Gᵀ)_{ij}.
 //
-//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]     Aᵀ = [1 1 1 0; 0 1 −1 −1]
+//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]     Aᵀ = [1 1 1 0; 0 1 −1 −1]     G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
 //
-// All arithmetic is float32 additions and subtractions, 4 channels per instruction.
+// All arithmetic is float32 (additions and subtractions, and halvings in G), 4 channels per instruction.
 
 const I32 = 0x7f;
 const V128 = 0x7b;
@@ -62,7 +66,10 @@ const V_STORE = [0xfd, 0x0b, 0, 0];
 const V_ZERO = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
 const FADD = [0xfd, ...uleb(0xe4)];
 const FSUB = [0xfd, ...uleb(0xe5)];
+const FMUL = [0xfd, ...uleb(0xe6)];
 const FMAX = [0xfd, ...uleb(0xe9)];
+const F32X4_SPLAT = [0xfd, ...uleb(0x13)];
+const F32_CONST_HALF = [0x43, 0x00, 0x00, 0x00, 0x3f];
 const IF = (body: number[]): number[] => [0x04, 0x40, ...body, 0x0b];
 /** `while (a < b) { body }`. */
 const whileBelow = (a: number[], b: number[], body: number[]): number[] => [0x02, 0x40, 0x03, 0x40, ...a, ...b, ...GE_U, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
@@ -214,18 +221,48 @@ function outputBody(): number[] {
   return [...L.declaration(), ...setup, ...whileBelow(get(row), get(rows), perRow), 0x0b];
 }
 
+/** U = G g Gᵀ for 4 (cin, cout) pairs at a time; G·(a b c) = (a, ½(a + b + c), ½(a − b + c), c). */
+function filterBody(): number[] {
+  const [g, table, plane] = [0, 1, 2];
+  const L = new Locals(3);
+  const ptr = L.take(I32, 16);
+  const [p, planeBytes] = L.take(I32, 2);
+  const tap = L.take(V128, 9);
+  const r = L.take(V128, 12); // r[3i + b] = (G·column b)_i
+  const half = L.one(V128);
+  const sum = (a: number, b: number, c: number): number[] => [...get(a), ...get(b), ...FADD, ...get(c), ...FADD, ...get(half), ...FMUL];
+  const diff = (a: number, b: number, c: number): number[] => [...get(a), ...get(b), ...FSUB, ...get(c), ...FADD, ...get(half), ...FMUL];
+  /** G applied to (a, b, c): the four results' code. */
+  const apply = (a: number, b: number, c: number): number[][] => [get(a), sum(a, b, c), diff(a, b, c), get(c)];
+  const store = (k: number, value: number[]): number[] => [...get(ptr[k]), ...get(p), ...ADD, ...value, ...V_STORE];
+  const inner = [
+    ...tap.flatMap((local, k) => [...get(g), ...get(planeBytes), ...i32(k), ...MUL, ...ADD, ...get(p), ...ADD, ...V_LOAD, ...set(local)]),
+    // columns of the 3×3 taps (index a·3 + b: a is the row): r_{i,b} = (G·(g_0b, g_1b, g_2b))_i
+    ...[0, 1, 2].flatMap((b) => apply(tap[b], tap[3 + b], tap[6 + b]).flatMap((code, i) => [...code, ...set(r[3 * i + b])])),
+    // then each row i: U_{i,j} = (G·(r_i0, r_i1, r_i2))_j
+    ...[0, 1, 2, 3].flatMap((i) => apply(r[3 * i], r[3 * i + 1], r[3 * i + 2]).flatMap((code, j) => store(4 * i + j, code))),
+    ...inc(p, i32(16)),
+  ];
+  const setup = [
+    ...loadTable(table, ptr),
+    ...get(plane), ...i32(4), ...MUL, ...set(planeBytes),
+    ...F32_CONST_HALF, ...F32X4_SPLAT, ...set(half),
+  ];
+  return [...L.declaration(), ...setup, ...whileBelow(get(p), get(planeBytes), inner), 0x0b];
+}
+
 /** The module's bytes; `shared` must match the memory it will import. */
 export function winogradKernelBytes(shared: boolean): Uint8Array {
   const funcType = (params: number): number[] => [0x60, ...vec(new Array<number[]>(params).fill([I32])), ...vec([])];
-  const bodies = [inputBody(), outputBody()];
+  const bodies = [inputBody(), outputBody(), filterBody()];
   // memory limits: shared memories need a maximum; 65536 pages = 4 GiB, wasm32's whole address space
   const limits = shared ? [0x03, ...uleb(1), ...uleb(65536)] : [0x00, ...uleb(1)];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([funcType(7), funcType(11)])),
+    ...section(1, vec([funcType(7), funcType(11), funcType(3)])),
     ...section(2, vec([[...name("env"), ...name("memory"), 0x02, ...limits]])),
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...name("input"), 0x00, 0], [...name("output"), 0x00, 1]])),
+    ...section(3, vec([[0], [1], [2]])),
+    ...section(7, vec([[...name("input"), 0x00, 0], [...name("output"), 0x00, 1], [...name("filter"), 0x00, 2]])),
     ...section(10, vec(bodies.map((b) => [...uleb(b.length), ...b]))),
   ]);
 }
@@ -242,6 +279,7 @@ interface WasmApi {
 export interface WinogradKernel {
   input(x: number, table: number, rows: number, th: number, hp: number, wp: number, c: number): void;
   output(table: number, y: number, bias: number, res: number, rows: number, th: number, tw: number, h: number, w: number, c: number, relu: number): void;
+  filter(g: number, table: number, plane: number): void;
 }
 
 const kernels = new WeakMap<WasmMemory, WinogradKernel>();

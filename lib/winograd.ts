@@ -4,10 +4,11 @@
 // block of outputs from a 4×4 window with 16 multiplications per channel pair instead of 36: the convolution becomes
 // 16 independent matrix products [tiles, cin] × [cin, cout] (XNNPACK's fully-connected kernel, multi-threaded),
 // 2.25× fewer multiply-adds, between two cheap linear transforms of the data (lib/winograd-kernel, run in place on
-// the backend's memory). The filter transform U = G g Gᵀ is done once per filter (in float64). Results differ from
+// the backend's memory). The filter transform U = G g Gᵀ runs in the same module. Results differ from
 // the direct convolution by rounding only (a few float32 steps: the transforms add and subtract up to 16 values).
 //
-// No gradient: inference only (lib/resnet18 uses it in eval mode). CELEBA_SAE_WINOGRAD=never turns it off,
+// No gradient of its own: lib/resnet18 uses it in eval mode and lib/fast-gradients for the forward value and the
+// input gradient of 3×3 convolutions (their gradients stay the direct formulas). CELEBA_SAE_WINOGRAD=never turns it off,
 // =always uses it for every eligible convolution (tests), and the default uses it where it measured faster.
 
 import { tf } from "./backend";
@@ -23,37 +24,6 @@ export interface WinogradFilter {
   dispose(): void;
 }
 
-const G = [
-  [1, 0, 0],
-  [0.5, 0.5, 0.5],
-  [0.5, -0.5, 0.5],
-  [0, 0, 1],
-] as const;
-
-/** Transforms an HWIO [3, 3, cin, cout] filter. */
-export function winogradFilter(filter: tf.Tensor4D): WinogradFilter {
-  const [kh, kw, cin, cout] = filter.shape;
-  if (kh !== 3 || kw !== 3) throw new RangeError(`winogradFilter: expected a 3×3 filter, got ${kh}×${kw}`);
-  const g = filter.dataSync();
-  const plane = cin * cout;
-  const u: tf.Tensor2D[] = [];
-  for (let i = 0; i < 4; i++) {
-    for (let j = 0; j < 4; j++) {
-      const out = new Float32Array(plane);
-      for (let a = 0; a < 3; a++) {
-        for (let b = 0; b < 3; b++) {
-          const coef = G[i][a] * G[j][b];
-          if (coef === 0) continue;
-          const tap = (a * 3 + b) * plane;
-          for (let p = 0; p < plane; p++) out[p] += coef * g[tap + p];
-        }
-      }
-      u.push(tf.tensor2d(out, [cin, cout]));
-    }
-  }
-  return { u, inChannels: cin, outChannels: cout, dispose: () => tf.dispose(u) };
-}
-
 /** tfjs-backend-wasm's view of its memory (the parts used here). */
 interface WasmBackendInternals {
   readonly wasm: { readonly wasmMemory: WasmMemory };
@@ -66,6 +36,25 @@ function wasmBackend(): WasmBackendInternals | null {
   const backend = tf.backend() as unknown as Partial<WasmBackendInternals>;
   if (backend.wasm?.wasmMemory === undefined || typeof backend.makeOutput !== "function" || typeof backend.getMemoryOffset !== "function") return null;
   return backend as WasmBackendInternals;
+}
+
+/** Transforms an HWIO [3, 3, cin, cout] filter (on the wasm backend; cin·cout a multiple of 4). */
+export function winogradFilter(filter: tf.Tensor4D): WinogradFilter {
+  const [kh, kw, cin, cout] = filter.shape;
+  if (kh !== 3 || kw !== 3) throw new RangeError(`winogradFilter: expected a 3×3 filter, got ${kh}×${kw}`);
+  if ((cin * cout) % 4 !== 0) throw new RangeError(`winogradFilter: channels must be multiples of 4, got ${cin} → ${cout}`);
+  const backend = requireWasm("winogradFilter");
+  const u = Array.from({ length: 16 }, () => newTensor<tf.Tensor2D>(backend, [cin, cout]));
+  const table = pointerTable(backend, u);
+  winogradKernel(backend.wasm.wasmMemory).filter(backend.getMemoryOffset(filter.dataId), backend.getMemoryOffset(table.dataId), cin * cout);
+  table.dispose();
+  return { u, inChannels: cin, outChannels: cout, dispose: () => tf.dispose(u) };
+}
+
+function requireWasm(what: string): WasmBackendInternals {
+  const backend = wasmBackend();
+  if (backend === null) throw new Error(`${what}: needs the wasm backend (check winogradAvailable first)`);
+  return backend;
 }
 
 /** Whether winogradConv3x3 can run here with these channel counts (the WASM backend; channels in fours). */
@@ -87,12 +76,22 @@ export function winogradPays(tiles: number, inChannels: number, outChannels: num
   return tiles * inChannels * outChannels >= 2 ** 22;
 }
 
+/** Whether a convolution of an NHWC input with an HWIO filter should run by winogradConv3x3: 3×3, stride 1,
+ *  padding 1, available here, and faster (winogradPays). */
+export function useWinograd(inputShape: readonly number[], filterShape: readonly number[], stride: number, pad: number): boolean {
+  const [n, h, w] = inputShape;
+  const [kh, kw, cin, cout] = filterShape;
+  if (kh !== 3 || kw !== 3 || stride !== 1 || pad !== 1 || !winogradAvailable(cin, cout)) return false;
+  return winogradPays(n * Math.ceil(h / 2) * Math.ceil(w / 2), cin, cout);
+}
+
 export interface WinogradOptions {
-  /** Added to every output channel ([cout]). */
-  readonly bias: tf.Tensor1D;
+  /** Added to every output channel ([cout]); none when left out. */
+  readonly bias?: tf.Tensor1D;
   /** Added to the output before the ReLU (a residual connection), same shape as the output. */
   readonly residual?: tf.Tensor4D;
-  readonly relu: boolean;
+  /** max(·, 0) at the end (default: no). */
+  readonly relu?: boolean;
 }
 
 /** Writes the heap offsets of `tensors` into a new int32 tensor (the kernel's pointer table). */
@@ -108,15 +107,16 @@ function newTensor<T extends tf.Tensor>(backend: WasmBackendInternals, shape: nu
   return tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, "float32")) as T;
 }
 
-/** relu(conv2d(x, filter, stride 1, padding 1) + bias + residual) for NHWC x, by Winograd F(2×2, 3×3). */
-export function winogradConv3x3(x: tf.Tensor4D, filter: WinogradFilter, options: WinogradOptions): tf.Tensor4D {
-  const backend = wasmBackend();
-  if (backend === null) throw new Error("winogradConv3x3: needs the wasm backend (check winogradAvailable first)");
+/** relu?(conv2d(x, filter, stride 1, padding 1) + bias + residual) for NHWC x, by Winograd F(2×2, 3×3). */
+export function winogradConv3x3(x: tf.Tensor4D, filter: WinogradFilter, options: WinogradOptions = {}): tf.Tensor4D {
+  const backend = requireWasm("winogradConv3x3");
   const [n, h, w, cin] = x.shape;
   const cout = filter.outChannels;
   if (cin !== filter.inChannels) throw new RangeError(`winogradConv3x3: the input has ${cin} channels, the filter expects ${filter.inChannels}`);
   if (cin % 4 !== 0 || cout % 4 !== 0) throw new RangeError(`winogradConv3x3: channels must be multiples of 4, got ${cin} → ${cout}`);
-  if (options.bias.shape[0] !== cout) throw new RangeError(`winogradConv3x3: bias has ${options.bias.shape[0]} values for ${cout} channels`);
+  if (options.bias !== undefined && options.bias.shape[0] !== cout) {
+    throw new RangeError(`winogradConv3x3: bias has ${options.bias.shape[0]} values for ${cout} channels`);
+  }
   const residual = options.residual;
   if (residual !== undefined && [n, h, w, cout].some((d, k) => residual.shape[k] !== d)) {
     throw new RangeError(`winogradConv3x3: residual is [${residual.shape.join(", ")}], the output [${[n, h, w, cout].join(", ")}]`);
@@ -139,7 +139,7 @@ export function winogradConv3x3(x: tf.Tensor4D, filter: WinogradFilter, options:
     const mTable = pointerTable(backend, m);
     const y = newTensor<tf.Tensor4D>(backend, [n, h, w, cout]);
     const offset = (t: tf.Tensor | undefined): number => (t === undefined ? 0 : backend.getMemoryOffset(t.dataId));
-    kernel.output(offset(mTable), offset(y), offset(options.bias), offset(residual), n * th, th, tw, h, w, cout, options.relu ? 1 : 0);
+    kernel.output(offset(mTable), offset(y), offset(options.bias), offset(residual), n * th, th, tw, h, w, cout, options.relu === true ? 1 : 0);
     return y;
   });
 }

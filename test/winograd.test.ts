@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/backend";
+import { withDerivedFilterCache } from "../lib/fast-gradients";
 import { createResNet18, loadResNet18 } from "../lib/resnet18";
 import { readSafetensors, toFloat32 } from "../lib/safetensors";
 import { WINOGRAD_ENV, winogradAvailable, winogradConv3x3, winogradFilter, winogradPays } from "../lib/winograd";
@@ -158,6 +159,45 @@ describe("ResNet18 eval mode with folded BatchNorm and Winograd", () => {
       expect(maxAbsDiff(run("always"), changed)).toBeGreaterThan(1e-4);
     } finally {
       x.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe("ResNet18 training with Winograd forward convolutions and input gradients", () => {
+  it("gives the same loss and gradients as the direct convolutions (batch and its rotated copy, one filter cache)", () => {
+    const model = createResNet18({ width: 8, seed: 5 });
+    const x = tf.randomUniform([3, 36, 36, 3], 0, 1, "float32", 6) as tf.Tensor4D;
+    const probe = tf.randomNormal([3, 64], 0, 1, "float32", 7) as tf.Tensor2D;
+    const run = (mode: string): { loss: number; grads: Float32Array[] } => {
+      process.env[WINOGRAD_ENV] = mode;
+      const before = model.stateDict();
+      try {
+        return withDerivedFilterCache(() =>
+          tf.tidy(() => {
+            const { value, grads } = tf.variableGrads(() => {
+              const a = model.apply(x, true);
+              const b = model.apply(tf.reverse(x, [1, 2]), true);
+              return tf.add(tf.sum(tf.mul(a, probe)), tf.sum(tf.mul(b, tf.square(probe)))) as tf.Scalar;
+            }, model.trainable as tf.Variable[]);
+            return { loss: value.dataSync()[0], grads: model.trainable.map((v) => grads[v.name].dataSync() as Float32Array) };
+          }),
+        );
+      } finally {
+        model.loadStateDict(before); // undo the running statistics' update
+        tf.dispose([...before.values()]);
+      }
+    };
+    try {
+      const direct = run("never");
+      const winograd = run("always");
+      expect(Math.abs(winograd.loss - direct.loss)).toBeLessThan(1e-5 * Math.max(1, Math.abs(direct.loss)));
+      direct.grads.forEach((g, k) => {
+        expect(maxAbsDiff(winograd.grads[k], g)).toBeLessThan(1e-4 * Math.max(1, maxAbs(g)));
+      });
+      expect(maxAbs(direct.grads[0])).toBeGreaterThan(0);
+    } finally {
+      tf.dispose([x, probe]);
       model.dispose();
     }
   });
