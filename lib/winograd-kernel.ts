@@ -190,7 +190,8 @@ function outputBody(): number[] {
   });
   const inner = [
     ...m.flatMap((local, k) => [...get(ptr[k]), ...get(mOff), ...ADD, ...V_LOAD, ...set(local)]),
-    ...get(bias), ...get(o), ...ADD, ...V_LOAD, ...set(vb),
+    ...V_ZERO, ...set(vb),
+    ...get(bias), ...IF([...get(bias), ...get(o), ...ADD, ...V_LOAD, ...set(vb)]),
     ...columns,
     ...outputs,
     ...inc(mOff, i32(16)),

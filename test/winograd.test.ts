@@ -73,6 +73,23 @@ describe("winogradConv3x3", () => {
     });
   }
 
+  it("adds nothing when given no bias, at ResNet18's widest layer (512 channels)", () => {
+    const x = tf.randomNormal([2, 2, 3, 512], 0, 1, "float32", 11) as tf.Tensor4D;
+    const filter = tf.randomNormal([3, 3, 512, 512], 0, 0.05, "float32", 12) as tf.Tensor4D;
+    const form = winogradFilter(filter);
+    const zero = tf.zeros([512]) as tf.Tensor1D;
+    try {
+      const expected = direct(x, filter, zero, undefined, false);
+      const got = winogradConv3x3(x, form);
+      const exp = expected.dataSync();
+      expect(maxAbsDiff(got.dataSync(), exp)).toBeLessThan(1e-5 * Math.max(1, maxAbs(exp)));
+      tf.dispose([expected, got]);
+    } finally {
+      form.dispose();
+      tf.dispose([x, filter, zero]);
+    }
+  });
+
   it("leaves no tensors behind and keeps its inputs intact", () => {
     const x = tf.randomNormal([2, 6, 6, 8], 0, 1, "float32", 7) as tf.Tensor4D;
     const form = winogradFilter(tf.randomNormal([3, 3, 8, 8], 0, 0.3, "float32", 8) as tf.Tensor4D);
