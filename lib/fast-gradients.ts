@@ -87,8 +87,8 @@ function constant<T extends tf.Tensor>(key: string, make: () => T): T {
 }
 
 /**
- * Filters derived from a weight for its input gradient (flipped and transposed, or one phase's taps), kept for the
- * length of `withDerivedFilterCache`, by the weight's data and what was derived.
+ * Filters derived from a weight for its input gradient (flipped and transposed, or one phase's taps) and its
+ * Winograd forms, kept for the length of `withDerivedFilterCache`, by the weight's data and what was derived.
  */
 let derivedFilters: Map<object, Map<string, tf.Tensor4D | WinogradFilter>> | null = null;
 
@@ -175,7 +175,8 @@ export function convInputGradUpsampled(dy: tf.Tensor4D, filter: tf.Tensor4D, inp
   const bottom = h + kh - 1 - (dy.shape[1] - 1) * s - 1 - top - (s - 1);
   const right = w + kw - 1 - (dy.shape[2] - 1) * s - 1 - left - (s - 1);
   const flipped = (): tf.Tensor4D => derivedFilter(weight, "flipped", () => flipFilter(filter));
-  if (s === 1 && top === 1 && bottom === 1 && left === 1 && right === 1 && useWinograd(dy.shape, [kh, kw, filter.shape[3], filter.shape[2]], 1, 1)) {
+  // stride 1, 3×3, padding 1: a 3×3 convolution with padding 1 again
+  if (s === 1 && useWinograd(dy.shape, [kh, kw, filter.shape[3], filter.shape[2]], 1, spec.pad)) {
     return winogradConv3x3(dy, derivedWinograd(weight, "flipped", flipped));
   }
   if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {

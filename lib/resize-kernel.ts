@@ -17,67 +17,11 @@
 // kernel rounds a few of them differently (it may fuse a multiply and add), so results are within one float32 step
 // of torch's (test/image-loader.test.ts checks them against PyTorch).
 
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-/** Unsigned LEB128. */
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-/** Signed LEB128 (i32 constants). */
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = value & 0x7f;
-    value >>= 7;
-    if ((value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
-const vec = (items: readonly number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (text: string): number[] => [...uleb(text.length), ...Array.from(text, (c) => c.charCodeAt(0))];
-
-// Instructions (memory arguments: alignment hint 0, offset 0).
-const get = (i: number): number[] => [0x20, ...uleb(i)];
-const set = (i: number): number[] => [0x21, ...uleb(i)];
-const tee = (i: number): number[] => [0x22, ...uleb(i)];
-const i32 = (v: number): number[] => [0x41, ...sleb(v)];
-const I32_ADD = [0x6a];
-const I32_MUL = [0x6c];
-const I32_AND = [0x71];
-const I32_GE_U = [0x4f];
-const I32_LOAD = [0x28, 0, 0];
-const F32_LOAD = [0x2a, 0, 0];
-const F32_STORE = [0x38, 0, 0];
-const F32_ADD = [0x92];
-const F32_MUL = [0x94];
-const V128_LOAD = [0xfd, ...uleb(0x00), 0, 0];
-const V128_STORE = [0xfd, ...uleb(0x0b), 0, 0];
-const F32X4_SPLAT = [0xfd, ...uleb(0x13)];
-const I16X8_EXTEND_LOW_I8X16_U = [0xfd, ...uleb(0x89)];
-const I16X8_EXTEND_HIGH_I8X16_U = [0xfd, ...uleb(0x8a)];
-const I32X4_EXTEND_LOW_I16X8_U = [0xfd, ...uleb(0xa9)];
-const I32X4_EXTEND_HIGH_I16X8_U = [0xfd, ...uleb(0xaa)];
-const F32X4_CONVERT_I32X4_U = [0xfd, ...uleb(0xfb)];
-const F32X4_ADD = [0xfd, ...uleb(0xe4)];
-const F32X4_MUL = [0xfd, ...uleb(0xe6)];
-const F32X4_DIV = [0xfd, ...uleb(0xe7)];
-/** `while (!(a >= b)) { body }` with a and b pushed by the given code. */
-const whileBelow = (a: number[], b: number[], body: number[]): number[] => [0x02, 0x40, 0x03, 0x40, ...a, ...b, ...I32_GE_U, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
+import {
+  F32, F32_ADD, F32_LOAD, F32_MUL, F32_STORE, F32X4_ADD, F32X4_CONVERT_I32X4_U, F32X4_DIV, F32X4_MUL, F32X4_SPLAT, I16X8_EXTEND_HIGH_I8X16_U,
+  I16X8_EXTEND_LOW_I8X16_U, I32, I32_ADD, I32_AND, I32_LOAD, I32_MUL, I32X4_EXTEND_HIGH_I16X8_U, I32X4_EXTEND_LOW_I16X8_U, MODULE_HEADER,
+  V128, V128_LOAD, V128_STORE, funcType, get, i32, instantiate, name, section, set, uleb, vec, whileBelow,
+} from "./wasm-assembler";
 
 function unitBody(): number[] {
   // params 0 src, 1 dst, 2 n, 3 d; locals 4 i (bytes of src), 5 bytes, 6 half, 7 vd
@@ -145,10 +89,9 @@ function vrowBody(): number[] {
 
 /** The module's bytes. */
 export function resizeKernelBytes(): Uint8Array {
-  const funcType = (params: number[]): number[] => [0x60, ...vec(params.map((p) => [p])), ...vec([])];
   const bodies = [unitBody(), hrowBody(), vrowBody()];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, vec([funcType([I32, I32, I32, F32]), funcType([I32, I32, I32, I32, I32, I32, I32]), funcType([I32, I32, I32, I32, F32, F32])])),
     ...section(3, vec([[0], [1], [2]])),
     ...section(5, vec([[0x00, ...uleb(1)]])),
@@ -157,14 +100,9 @@ export function resizeKernelBytes(): Uint8Array {
   ]);
 }
 
-/** The parts of the WebAssembly API used here (the project's TypeScript libs do not declare them). */
 interface WasmMemory {
   readonly buffer: ArrayBuffer;
   grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { readonly exports: Record<string, unknown> };
 }
 
 export interface ResizeKernel {
@@ -181,8 +119,7 @@ let kernel: ResizeKernel | null = null;
 /** The compiled kernel, instantiated once per thread. */
 export function resizeKernel(): ResizeKernel {
   if (kernel !== null) return kernel;
-  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-  const { exports } = new wasm.Instance(new wasm.Module(resizeKernelBytes()));
+  const exports = instantiate(resizeKernelBytes());
   const { memory, unit, hrow, vrow } = exports as unknown as Pick<ResizeKernel, "memory" | "unit" | "hrow" | "vrow">;
   kernel = {
     memory,
