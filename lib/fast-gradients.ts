@@ -116,21 +116,18 @@ export function withDerivedFilterCache<T>(fn: () => T): T {
  * for the gradient has data of its own each time).
  */
 function derivedFilter(weight: object, kind: string, make: () => tf.Tensor4D): tf.Tensor4D {
-  return derived(weight, kind, make, (t) => (t instanceof tf.Tensor && !t.isDisposed ? (t as tf.Tensor4D) : null), (t) => tf.keep(t));
+  return derived(weight, kind, make);
 }
 
 /** The Winograd form of `filter()` (see derivedFilter). */
 function derivedWinograd(weight: object, kind: string, filter: () => tf.Tensor4D): WinogradFilter {
-  return derived(
-    weight,
-    `winograd:${kind}`,
-    () => winogradFilter(filter()),
-    (t) => (!(t instanceof tf.Tensor) && !t.u[0].isDisposed ? t : null),
-    (t) => t.u.forEach((u) => tf.keep(u)),
-  );
+  return derived(weight, `winograd:${kind}`, () => winogradFilter(filter()));
 }
 
-function derived<T extends tf.Tensor4D | WinogradFilter>(weight: object, kind: string, make: () => T, valid: (t: tf.Tensor4D | WinogradFilter) => T | null, keep: (t: T) => void): T {
+const tensorsOf = (d: tf.Tensor4D | WinogradFilter): readonly tf.Tensor[] => (d instanceof tf.Tensor ? [d] : d.u);
+
+/** derivedFilter's cache, for anything derived (a kind always derives the same type). */
+function derived<T extends tf.Tensor4D | WinogradFilter>(weight: object, kind: string, make: () => T): T {
   if (derivedFilters === null) return make();
   let byKind = derivedFilters.get(weight);
   if (byKind === undefined) {
@@ -138,11 +135,10 @@ function derived<T extends tf.Tensor4D | WinogradFilter>(weight: object, kind: s
     derivedFilters.set(weight, byKind);
   }
   const known = byKind.get(kind);
-  const usable = known === undefined ? null : valid(known);
-  if (usable !== null) return usable;
+  if (known !== undefined && tensorsOf(known).every((t) => !t.isDisposed)) return known as T;
   // tf.tidy keeps the tensors of what `make` returns (also inside an object such as a WinogradFilter), frees the rest
   const made = tf.tidy(() => make() as unknown as tf.TensorContainer) as unknown as T;
-  keep(made);
+  tensorsOf(made).forEach((t) => tf.keep(t));
   byKind.set(kind, made);
   return made;
 }

@@ -20,7 +20,7 @@
 import {
   F32, F32_ADD, F32_LOAD, F32_MUL, F32_STORE, F32X4_ADD, F32X4_CONVERT_I32X4_U, F32X4_DIV, F32X4_MUL, F32X4_SPLAT, I16X8_EXTEND_HIGH_I8X16_U,
   I16X8_EXTEND_LOW_I8X16_U, I32, I32_ADD, I32_AND, I32_LOAD, I32_MUL, I32X4_EXTEND_HIGH_I16X8_U, I32X4_EXTEND_LOW_I16X8_U, MODULE_HEADER,
-  V128, V128_LOAD, V128_STORE, funcType, get, i32, instantiate, name, section, set, uleb, vec, whileBelow,
+  V128, V128_LOAD, V128_STORE, funcType, get, i32, instantiate, name, section, set, uleb, vec, whileBelow, type WasmMemory,
 } from "./wasm-assembler";
 
 function unitBody(): number[] {
@@ -100,10 +100,6 @@ export function resizeKernelBytes(): Uint8Array {
   ]);
 }
 
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
 
 export interface ResizeKernel {
   readonly memory: WasmMemory;

@@ -108,7 +108,13 @@ export class Locals {
   }
 }
 
-/** The parts of the WebAssembly API the kernels use (the project's TypeScript libs do not declare them). */
+/** A WebAssembly.Memory (the project's TypeScript libs do not declare the WebAssembly API). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  grow(pages: number): number;
+}
+
+/** The parts of the WebAssembly API the kernels use. */
 export interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports?: Record<string, Record<string, unknown>>) => { readonly exports: Record<string, unknown> };

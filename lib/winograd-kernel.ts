@@ -23,7 +23,7 @@
 import {
   F32_HALF, F32X4_ADD, F32X4_MAX, F32X4_MUL, F32X4_SPLAT, F32X4_SUB, I32, I32_ADD, I32_DIV_U, I32_LOAD, I32_LT_U, I32_MUL, I32_REM_U,
   Locals, MODULE_HEADER, V128, V128_LOAD, V128_STORE, V128_ZERO, forBelow, funcType, get, i32, ifThen, increment, instantiate, name,
-  section, set, uleb, vec,
+  section, set, uleb, vec, type WasmMemory,
 } from "./wasm-assembler";
 
 /** The 4 values a, b, c, d (locals) → Bᵀ·(a b c d): a − c, b + c, c − b, b − d, written back, using 4 temporaries. */
@@ -187,10 +187,6 @@ export function winogradKernelBytes(shared: boolean): Uint8Array {
   ]);
 }
 
-/** A WebAssembly.Memory (the project's TypeScript libs do not declare it). */
-export interface WasmMemory {
-  readonly buffer: ArrayBuffer | SharedArrayBuffer;
-}
 
 export interface WinogradKernel {
   input(x: number, table: number, rows: number, th: number, hp: number, wp: number, c: number): void;

@@ -12,7 +12,8 @@
 // =always uses it for every eligible convolution (tests), and the default uses it where it measured faster.
 
 import { tf } from "./backend";
-import { winogradKernel, type WasmMemory } from "./winograd-kernel";
+import type { WasmMemory } from "./wasm-assembler";
+import { winogradKernel } from "./winograd-kernel";
 
 export const WINOGRAD_ENV = "CELEBA_SAE_WINOGRAD";
 
