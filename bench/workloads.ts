@@ -145,7 +145,7 @@ function onnxEmbed(batch: number, size: number): Workload {
       const loaded = loadOnnxRuntime();
       if (loaded.ok === false) throw new Error(`${loaded.reason} (npm install onnxruntime-node)`);
       const model = createResNet18({ width: 64, seed: 1 });
-      const embedder = await createOnnxEmbedder(model, "post", loaded);
+      const embedder = await createOnnxEmbedder(model, "post", loaded, { imageSize: size });
       const images = tidyValues(() => tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7));
       const input: ImageBatch = { indices: Int32Array.from({ length: batch }, (_, i) => i), files: [], data: images, shape: [batch, size, size, 3] };
       return {

@@ -52,6 +52,8 @@ export function embedBatch(model: ResNet18, batch: ImageBatch, preset: Preset): 
 export interface EmbedderOptions {
   /** Where the ONNX export is also written (ONNX Runtime only). */
   readonly onnxPath?: string;
+  /** The side of the square images to embed (ONNX Runtime fixes its graph to it: see createOnnxEmbedder). */
+  readonly imageSize?: number;
   /** Replaces loading onnxruntime-node (tests). */
   readonly loadOnnxRuntime?: () => OrtLoad;
 }
@@ -66,7 +68,7 @@ export async function createEmbedder(model: ResNet18, preset: Preset, choice: Em
   let why = engine.name === "tfjs" ? engine.why : "";
   if (engine.name === "onnxruntime") {
     try {
-      return await createOnnxEmbedder(model, preset, engine, { savePath: options.onnxPath });
+      return await createOnnxEmbedder(model, preset, engine, { savePath: options.onnxPath, imageSize: options.imageSize });
     } catch (error) {
       if (choice === "onnxruntime") throw error;
       why = `onnxruntime-node ${engine.version} could not run the model (${(error instanceof Error ? error.message : String(error)).split("\n")[0]})`;
@@ -93,7 +95,7 @@ export interface EmbedImagesOptions {
 /** Embeddings of the dataset images at `indices` (rows in that order), e.g. a sample for the identity metrics, by the
  *  engine of `config.embed.engine`. */
 export async function embedImages(model: ResNet18, dataset: ImageDataset, indices: readonly number[], config: RunConfig, options: EmbedImagesOptions): Promise<Float32Array> {
-  const embedder = await createEmbedder(model, options.preset, config.embed.engine, { loadOnnxRuntime: options.loadOnnxRuntime });
+  const embedder = await createEmbedder(model, options.preset, config.embed.engine, { imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: options.batchSize, prefetch: config.prefetchBatches,
     cache: imageCachePath(config, dataset), onBadImage: "error", reuseBatchMemory: true,
@@ -216,7 +218,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const dim = model.embeddingSize;
   let embedder: Embedder;
   try {
-    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: onnxModelPath(config.run), loadOnnxRuntime: options.loadOnnxRuntime });
+    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: onnxModelPath(config.run), imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });
   } catch (error) {
     model.dispose();
     throw error;

@@ -479,7 +479,7 @@ export async function rotationConsistency(
   // The engine notebook 03 embedded with (config embed.engine): ONNX Runtime where it is installed, else TF.js.
   let embedder: Embedder;
   try {
-    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine);
+    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { imageSize: config.imageSize });
   } catch (error) {
     model.dispose();
     throw error;

@@ -17,7 +17,7 @@ import type { EmbedEngineChoice, Preset } from "./config";
 import { IMAGENET_MEAN, IMAGENET_STD } from "./finetune";
 import type { ImageBatch } from "./image-loader";
 import { temporaryPathFor } from "./npy";
-import { resnet18ToOnnx } from "./onnx-export";
+import { plainStateDict, resnet18ToOnnx } from "./onnx-export";
 import { requireFromProject } from "./project-require";
 import type { ResNet18 } from "./resnet18";
 
@@ -128,6 +128,12 @@ export interface OnnxEmbedderOptions {
   readonly threads?: number;
   /** Extra metadata stored in the ONNX file. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * The side of the square images it will embed (the run's imageSize). Each image size gets a session of its own
+   * whose graph is fixed to it (lib/onnx-export `imageSize`: layer4 on 2×2 maps as dense products, 30 % faster at
+   * 64 px); this one is made at once, others at their first batch. Without it, the first session takes any size.
+   */
+  readonly imageSize?: number;
 }
 
 /** The preprocessing of a preset (lib/finetune `preprocess`) as the exporter's in-graph normalisation. */
@@ -141,17 +147,33 @@ function writeAtomic(path: string, bytes: Uint8Array): void {
   renameSync(temp, path);
 }
 
-/** The model exported to ONNX in an ONNX Runtime session (CPU, all graph optimisations, every core). */
+/**
+ * The model exported to ONNX in ONNX Runtime sessions (CPU, all graph optimisations, every core), one per image
+ * size (see OnnxEmbedderOptions.imageSize). The saved file takes any size.
+ */
 export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine: { readonly ort: OrtModule; readonly version: string }, options: OnnxEmbedderOptions = {}): Promise<Embedder> {
-  const bytes = resnet18ToOnnx(model, { normalize: presetNormalization(preset), metadata: { preset, ...(options.metadata ?? {}) } });
-  if (options.savePath !== undefined) writeAtomic(options.savePath, bytes);
+  const state = plainStateDict(model);
+  const exportOptions = { normalize: presetNormalization(preset), metadata: { preset, ...(options.metadata ?? {}) } };
+  if (options.savePath !== undefined) writeAtomic(options.savePath, resnet18ToOnnx(state, exportOptions));
   const threads = options.threads ?? onnxThreads();
-  const session = await engine.ort.InferenceSession.create(bytes, {
-    executionProviders: ["cpu"],
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-  });
+  // by "<height>x<width>", or "any" for the one session of an embedder made without an image size
+  const sessions = new Map<string, OrtSession>();
+  const sized = options.imageSize !== undefined;
+  const sessionFor = async (size: { height: number; width: number } | null): Promise<OrtSession> => {
+    const key = size === null ? "any" : `${size.height}x${size.width}`;
+    let session = sessions.get(key);
+    if (session === undefined) {
+      session = await engine.ort.InferenceSession.create(resnet18ToOnnx(state, { ...exportOptions, imageSize: size ?? undefined }), {
+        executionProviders: ["cpu"],
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: "all",
+      });
+      sessions.set(key, session);
+    }
+    return session;
+  };
+  await sessionFor(options.imageSize === undefined ? null : { height: options.imageSize, width: options.imageSize });
   const dim = model.embeddingSize;
   let closed = false;
   return {
@@ -160,6 +182,7 @@ export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine
     async embed(batch: ImageBatch): Promise<Float32Array> {
       if (closed) throw new Error("ONNX embedder: embed() after close()");
       const n = batch.shape[0];
+      const session = await sessionFor(sized ? { height: batch.shape[1], width: batch.shape[2] } : null);
       // onnxruntime-node refuses memory shared between threads ("Invalid argument"), which is where lib/decode-pool
       // writes batches: such a batch is copied (a few ms, against the model's hundreds).
       const data = batch.data.buffer instanceof SharedArrayBuffer ? batch.data.slice() : batch.data;
@@ -173,7 +196,7 @@ export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      await session.release();
+      for (const session of sessions.values()) await session.release();
     },
   };
 }

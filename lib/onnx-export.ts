@@ -16,6 +16,7 @@
 // No protobuf library is needed: the few ONNX messages used are written by hand below (field numbers from
 // onnx/onnx.proto), as protobuf's wire format — varints, fixed32 floats and length-delimited fields.
 
+import { convOutputSize } from "./fast-gradients";
 import { BN_EPS, resnet18Layout, type ConvLayout, type ResNet18 } from "./resnet18";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -257,6 +258,12 @@ export interface ResNet18OnnxOptions {
   readonly outputName?: string;
   /** Extra ModelProto metadata_props (e.g. the run and the preset). */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * The one image size the graph will see. Given it, the input's height and width are fixed, and convolutions on
+   * convolutions with at most 4 output pixels (layer4 at 64 px) become plain matrix products over the windows
+   * their pixels read (see `windowProductsPay`). Without it the graph takes any size.
+   */
+  readonly imageSize?: { readonly height: number; readonly width: number };
 }
 
 export const ONNX_IR_VERSION = 7;
@@ -267,7 +274,7 @@ function isModel(source: ResNet18 | ReadonlyMap<string, PlainTensor>): source is
 }
 
 /** The state_dict of a model (or a plain one) as float32 arrays by torchvision name. */
-function plainStateDict(source: ResNet18 | ReadonlyMap<string, PlainTensor>): ReadonlyMap<string, PlainTensor> {
+export function plainStateDict(source: ResNet18 | ReadonlyMap<string, PlainTensor>): ReadonlyMap<string, PlainTensor> {
   if (!isModel(source)) return source;
   const state = source.stateDict();
   try {
@@ -323,9 +330,20 @@ class GraphBuilder {
     this.initializers.push({ name, dims, data });
     return name;
   }
+
+  int64Constant(name: string, values: readonly number[]): string {
+    this.initializers.push({ name, dims: [values.length], data: BigInt64Array.from(values, (v) => BigInt(v)) });
+    return name;
+  }
 }
 
-function convBn(g: GraphBuilder, state: ReadonlyMap<string, PlainTensor>, input: string, conv: ConvLayout, bnName: string): string {
+/** A value of the graph and, when the image size is fixed, its feature map's height and width. */
+interface MapValue {
+  readonly name: string;
+  readonly size: { readonly height: number; readonly width: number } | null;
+}
+
+function convBn(g: GraphBuilder, state: ReadonlyMap<string, PlainTensor>, input: MapValue, conv: ConvLayout, bnName: string): MapValue {
   const shape = [conv.outChannels, conv.inChannels, conv.kernel, conv.kernel];
   const c = [conv.outChannels];
   const { weight, bias } = foldBatchNorm(entry(state, `${conv.name}.weight`, shape), {
@@ -334,15 +352,130 @@ function convBn(g: GraphBuilder, state: ReadonlyMap<string, PlainTensor>, input:
     mean: entry(state, `${bnName}.running_mean`, c),
     variance: entry(state, `${bnName}.running_var`, c),
   });
+  const size = sizeAfter(input.size, conv.kernel, conv.stride, conv.pad);
+  if (input.size !== null && windowProductsPay(conv, input.size.height, input.size.width)) {
+    return { name: convAsWindowProducts(g, input.name, conv, weight, bias, input.size.height, input.size.width), size };
+  }
   const w = g.constant(`${conv.name}.weight`, shape, weight);
   const b = g.constant(`${conv.name}.bias`, c, bias);
-  return g.add("Conv", [input, w, b], {
+  const name = g.add("Conv", [input.name, w, b], {
     kernel_shape: { ints: [conv.kernel, conv.kernel] },
     strides: { ints: [conv.stride, conv.stride] },
     pads: { ints: [conv.pad, conv.pad, conv.pad, conv.pad] },
     dilations: { ints: [1, 1] },
     group: { int: 1 },
   });
+  return { name, size };
+}
+
+/** A feature map's size after a window of this kernel, stride and padding (null: not fixed). */
+function sizeAfter(size: MapValue["size"], kernel: number, stride: number, pad: number): MapValue["size"] {
+  return size === null ? null : { height: convOutputSize(size.height, kernel, stride, pad), width: convOutputSize(size.width, kernel, stride, pad) };
+}
+
+/** An op that keeps the feature map's size (Relu, Add). */
+function mapOp(g: GraphBuilder, op: string, inputs: readonly MapValue[], attributes?: Readonly<Record<string, OnnxAttribute>>): MapValue {
+  return { name: g.add(op, inputs.map((v) => v.name), attributes), size: inputs[0].size };
+}
+
+/** The part of the input map an output pixel reads: rows top…top+height−1, columns left…left+width−1. */
+export interface ConvWindow {
+  readonly top: number;
+  readonly left: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+/** Output pixels up to which a convolution runs as matrix products over each pixel's window (see windowProductsPay). */
+export const WINDOW_PRODUCT_MAX_PIXELS = 4;
+
+/**
+ * Whether a convolution is better run as plain matrix products, one per output pixel over the input window it
+ * reads, [n, cin·window] × [cin·window, cout] (pixels reading the same window share one product): when the output
+ * has at most 4 pixels (layer4 at 64 px). Those products skip the padding taps (a 3×3 conv with padding 1 on a 2×2
+ * map reads 4 of its 9 taps) and run near ONNX Runtime's GEMM peak, where its convolution of such tiny maps does
+ * not: 129 against 220 GFLOP/s measured here.
+ */
+export function windowProductsPay(conv: ConvLayout, height: number, width: number): boolean {
+  const pixels = convOutputSize(height, conv.kernel, conv.stride, conv.pad) * convOutputSize(width, conv.kernel, conv.stride, conv.pad);
+  return conv.kernel > 1 && pixels <= WINDOW_PRODUCT_MAX_PIXELS;
+}
+
+/** The window each output pixel of the convolution reads on an h×w map, in row-major pixel order. */
+export function convWindows(conv: ConvLayout, height: number, width: number): { windows: ConvWindow[]; outHeight: number; outWidth: number } {
+  const { kernel: k, stride: s, pad: p } = conv;
+  const outHeight = convOutputSize(height, k, s, p);
+  const outWidth = convOutputSize(width, k, s, p);
+  const span = (start: number, size: number): [number, number] => [Math.max(start, 0), Math.min(start + k, size) - Math.max(start, 0)];
+  const windows: ConvWindow[] = [];
+  for (let i = 0; i < outHeight; i++) {
+    for (let j = 0; j < outWidth; j++) {
+      const [top, h] = span(i * s - p, height);
+      const [left, w] = span(j * s - p, width);
+      windows.push({ top, left, height: h, width: w });
+    }
+  }
+  return { windows, outHeight, outWidth };
+}
+
+/**
+ * The convolution (weight [cout, cin, k, k]) at the given output pixels, all reading `window`, as the matrix
+ * [cin·wh·ww, cout·pixels] (rows in NCHW's (c, y, x) order within the window, columns (o, pixel)):
+ * M[(c,y,x), (o,q)] = weight[o, c, top + y − i_q·s + p, left + x − j_q·s + p] where that tap exists, else 0.
+ */
+export function windowMatrix(weight: Float32Array, conv: ConvLayout, window: ConvWindow, pixels: readonly { readonly i: number; readonly j: number }[]): Float32Array {
+  const { kernel: k, stride: s, pad: p, inChannels: ci, outChannels: co } = conv;
+  const cols = co * pixels.length;
+  const matrix = new Float32Array(ci * window.height * window.width * cols);
+  pixels.forEach(({ i, j }, q) => {
+    for (let y = 0; y < window.height; y++) {
+      const a = window.top + y - i * s + p;
+      if (a < 0 || a >= k) continue;
+      for (let x = 0; x < window.width; x++) {
+        const b = window.left + x - j * s + p;
+        if (b < 0 || b >= k) continue;
+        for (let c = 0; c < ci; c++) {
+          const row = (c * window.height + y) * window.width + x;
+          for (let o = 0; o < co; o++) matrix[row * cols + o * pixels.length + q] = weight[((o * ci + c) * k + a) * k + b];
+        }
+      }
+    }
+  });
+  return matrix;
+}
+
+/**
+ * The convolution (BatchNorm folded) on a tiny map as window products (see windowProductsPay): one Gemm when every
+ * output pixel reads the same window (the whole map, for stride 1), else one per pixel, put back in NCHW order.
+ */
+function convAsWindowProducts(g: GraphBuilder, input: string, conv: ConvLayout, weight: Float32Array, bias: Float32Array, height: number, width: number): string {
+  const { windows, outHeight, outWidth } = convWindows(conv, height, width);
+  const co = conv.outChannels;
+  const pixels = windows.map((_, q) => ({ i: Math.floor(q / outWidth), j: q % outWidth }));
+  const same = windows.every((w) => w.top === windows[0].top && w.left === windows[0].left && w.height === windows[0].height && w.width === windows[0].width);
+  const groups = same ? [{ window: windows[0], pixels }] : windows.map((window, q) => ({ window, pixels: [pixels[q]] }));
+  const products = groups.map(({ window, pixels: ps }, n) => {
+    const whole = window.top === 0 && window.left === 0 && window.height === height && window.width === width;
+    const region = whole
+      ? input
+      : g.add("Slice", [
+          input,
+          g.int64Constant(`${conv.name}.window${n}.starts`, [window.top, window.left]),
+          g.int64Constant(`${conv.name}.window${n}.ends`, [window.top + window.height, window.left + window.width]),
+          g.int64Constant(`${conv.name}.window${n}.axes`, [2, 3]),
+        ]);
+    const rows = conv.inChannels * window.height * window.width;
+    const flat = g.add("Reshape", [region, g.int64Constant(`${conv.name}.window${n}.flat`, [-1, rows])]);
+    const groupBias = new Float32Array(co * ps.length);
+    for (let o = 0; o < co; o++) groupBias.fill(bias[o], o * ps.length, (o + 1) * ps.length);
+    const matrix = g.constant(`${conv.name}.window${n}.matrix`, [rows, co * ps.length], windowMatrix(weight, conv, window, ps));
+    return g.add("Gemm", [flat, matrix, g.constant(`${conv.name}.window${n}.bias`, [co * ps.length], groupBias)]);
+  });
+  const mapShape = g.int64Constant(`${conv.name}.map_shape`, [-1, co, outHeight, outWidth]);
+  if (same) return g.add("Reshape", [products[0], mapShape]); // columns (o, pixel) are NCHW's order
+  // one product per pixel: [n, pixels·cout] in (pixel, o) order → (o, pixel)
+  const byPixel = g.add("Reshape", [g.add("Concat", products, { axis: { int: 1 } }), g.int64Constant(`${conv.name}.by_pixel`, [-1, windows.length, co])]);
+  return g.add("Reshape", [g.add("Transpose", [byPixel], { perm: { ints: [0, 2, 1] } }), mapShape]);
 }
 
 /** The ONNX graph of a ResNet18 (eval mode, BatchNorm folded); the width comes from conv1.weight. */
@@ -363,23 +496,25 @@ export function resnet18OnnxGraph(source: ResNet18 | ReadonlyMap<string, PlainTe
     x = g.add("Sub", [x, g.constant("input_mean", [3], Float32Array.from(mean))]);
     x = g.add("Div", [x, g.constant("input_std", [3], Float32Array.from(std))]);
   }
-  x = g.add("Transpose", [x], { perm: { ints: [0, 3, 1, 2] } });
-  x = g.add("Relu", [convBn(g, state, x, layout.stem, layout.stemBn)]);
-  x = g.add("MaxPool", [x], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } });
+  const image: MapValue = { name: g.add("Transpose", [x], { perm: { ints: [0, 3, 1, 2] } }), size: options.imageSize ?? null };
+  const stemOut = mapOp(g, "Relu", [convBn(g, state, image, layout.stem, layout.stemBn)]);
+  let map: MapValue = {
+    name: g.add("MaxPool", [stemOut.name], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } }),
+    size: sizeAfter(stemOut.size, 3, 2, 1),
+  };
   for (const block of layout.blocks) {
-    const out = g.add("Relu", [convBn(g, state, x, block.conv1, block.bn1)]);
+    const out = mapOp(g, "Relu", [convBn(g, state, map, block.conv1, block.bn1)]);
     const main = convBn(g, state, out, block.conv2, block.bn2);
-    const shortcut = block.downsample === undefined ? x : convBn(g, state, x, block.downsample.conv, block.downsample.bn);
-    x = g.add("Relu", [g.add("Add", [main, shortcut])]);
+    const shortcut = block.downsample === undefined ? map : convBn(g, state, map, block.downsample.conv, block.downsample.bn);
+    map = mapOp(g, "Relu", [mapOp(g, "Add", [main, shortcut])]);
   }
-  x = g.add("GlobalAveragePool", [x]);
-  g.add("Flatten", [x], { axis: { int: 1 } }, outputName);
+  g.add("Flatten", [g.add("GlobalAveragePool", [map.name])], { axis: { int: 1 } }, outputName);
 
   return {
     name: "resnet18_embedding",
     nodes: g.nodes,
     initializers: g.initializers,
-    inputs: [{ name: inputName, dims: ["batch", "height", "width", 3] }],
+    inputs: [{ name: inputName, dims: ["batch", options.imageSize?.height ?? "height", options.imageSize?.width ?? "width", 3] }],
     outputs: [{ name: outputName, dims: ["batch", 8 * width] }],
   };
 }

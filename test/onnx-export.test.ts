@@ -10,6 +10,7 @@ import type { ImageBatch } from "../lib/image-loader";
 import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
 import {
   bytesField,
+  convWindows,
   encodeAttribute,
   encodeModel,
   encodeVarint,
@@ -21,6 +22,8 @@ import {
   resnet18ToOnnx,
   stringField,
   varintField,
+  windowMatrix,
+  windowProductsPay,
   type OnnxGraph,
 } from "../lib/onnx-export";
 import { createResNet18, resnet18StateDictLayout, type ResNet18 } from "../lib/resnet18";
@@ -177,6 +180,70 @@ describe("ResNet18 graph", () => {
     }
   });
 
+  it("fixed to one image size: layer4's 3×3 convolutions (2×2 outputs at 64 px) become window products, the input size is fixed", () => {
+    const model = createResNet18({ width: 4, seed: 1 });
+    try {
+      const at64 = resnet18OnnxGraph(model, { normalize: null, imageSize: { height: 64, width: 64 } });
+      const ops = at64.nodes.map((n) => n.opType);
+      // layer4.0.conv1 (stride 2 from a 4×4 map): one product per output pixel, each over the window it reads;
+      // the stride-1 ones read the whole 2×2 map from every pixel: one product each; the 1×1 downsample stays
+      expect(at64.nodes.filter((n) => n.opType === "Gemm").map((n) => n.inputs[1])).toEqual([
+        ...[0, 1, 2, 3].map((q) => `layer4.0.conv1.window${q}.matrix`),
+        "layer4.0.conv2.window0.matrix", "layer4.1.conv1.window0.matrix", "layer4.1.conv2.window0.matrix",
+      ]);
+      expect(ops.filter((o) => o === "Conv")).toHaveLength(16);
+      expect(at64.inputs).toEqual([{ name: "images", dims: ["batch", 64, 64, 3] }]);
+      // 224 px: layer4 works on 7×7 maps, all convolutions stay
+      expect(resnet18OnnxGraph(model, { normalize: null, imageSize: { height: 224, width: 224 } }).nodes.filter((n) => n.opType === "Conv")).toHaveLength(20);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("runs a convolution as window products: each output pixel's window, and its matrix times the window equals the convolution", () => {
+    const conv = { name: "c", kernel: 3, inChannels: 2, outChannels: 3, stride: 1, pad: 1 };
+    expect(windowProductsPay(conv, 2, 2)).toBe(true);
+    expect(windowProductsPay({ ...conv, stride: 2 }, 4, 4)).toBe(true);
+    expect(windowProductsPay(conv, 3, 3)).toBe(false); // 9 output pixels
+    expect(windowProductsPay({ ...conv, kernel: 1, pad: 0 }, 2, 2)).toBe(false);
+    expect(convWindows({ ...conv, stride: 2 }, 4, 4).windows).toEqual([
+      { top: 0, left: 0, height: 2, width: 2 }, { top: 0, left: 1, height: 2, width: 3 },
+      { top: 1, left: 0, height: 3, width: 2 }, { top: 1, left: 1, height: 3, width: 3 },
+    ]);
+    for (const [stride, h, w] of [[1, 2, 2], [1, 3, 2], [2, 4, 3], [2, 5, 5]]) {
+      const spec = { ...conv, stride };
+      const weight = Float32Array.from({ length: 3 * 2 * 9 }, (_, i) => Math.sin(i + 1));
+      const x = Float32Array.from({ length: 2 * h * w }, (_, i) => Math.cos(3 * i));
+      const { windows, outHeight: oh, outWidth: ow } = convWindows(spec, h, w);
+      expect([oh, ow]).toEqual([Math.floor((h - 1) / stride) + 1, Math.floor((w - 1) / stride) + 1]);
+      windows.forEach((win, q) => {
+        const i = Math.floor(q / ow);
+        const j = q % ow;
+        const matrix = windowMatrix(weight, spec, win, [{ i, j }]);
+        expect(matrix).toHaveLength(2 * win.height * win.width * 3);
+        for (let o = 0; o < 3; o++) {
+          let direct = 0;
+          for (let c = 0; c < 2; c++) {
+            for (let a = 0; a < 3; a++) {
+              for (let b = 0; b < 3; b++) {
+                const y = i * stride + a - 1;
+                const xx = j * stride + b - 1;
+                if (y >= 0 && y < h && xx >= 0 && xx < w) direct += weight[((o * 2 + c) * 3 + a) * 3 + b] * x[(c * h + y) * w + xx];
+              }
+            }
+          }
+          let product = 0;
+          for (let c = 0; c < 2; c++) {
+            for (let y = 0; y < win.height; y++) {
+              for (let xx = 0; xx < win.width; xx++) product += x[(c * h + win.top + y) * w + win.left + xx] * matrix[((c * win.height + y) * win.width + xx) * 3 + o];
+            }
+          }
+          expect(product).toBeCloseTo(direct, 5);
+        }
+      });
+    }
+  });
+
   it("names a state_dict that is not a resnet18", () => {
     expect(() => resnet18ToOnnx(new Map(), { normalize: null })).toThrow(/no 4-D conv1\.weight/);
     const broken = new Map([["conv1.weight", { shape: [4, 3, 7, 7], data: new Float32Array(4 * 3 * 49) }]]);
@@ -257,6 +324,22 @@ describe.skipIf(ort.ok !== true)("the exported ResNet18 under onnxruntime-node",
         const got = await embedder.embed(batch);
         expect(got).toHaveLength(n * 512);
         expect(maxAbsDiff(got, embedBatch(full, batch, "recommended"))).toBeLessThan(1e-4);
+      }
+    } finally {
+      await embedder.close();
+      full.dispose();
+    }
+  });
+
+  it("with the image size given: layer4 as window products equals embedBatch to 1e-4; another size gets its own session", async () => {
+    const full = trainedLookingModel(64, 9);
+    const embedder = await createOnnxEmbedder(full, "post", engine!, { imageSize: 64 });
+    try {
+      for (const [n, size] of [[3, 64], [2, 45], [1, 64]]) {
+        const batch = randomBatch(n, size, 7 * n + size);
+        const got = await embedder.embed(batch);
+        expect(got).toHaveLength(n * 512);
+        expect(maxAbsDiff(got, embedBatch(full, batch, "post"))).toBeLessThan(1e-4);
       }
     } finally {
       await embedder.close();
