@@ -11,7 +11,9 @@
 // BatchNorm (eval: running statistics, eps BN_EPS) is folded into the convolution before it:
 // w' = w·γ/√(var+eps), b' = β − mean·γ/√(var+eps), computed in float64 and stored as float32. ONNX's MaxPool pads
 // with −∞ where TF.js pads with zeros; after the Relu every input is ≥ 0 and every 3×3/2 window with padding 1
-// holds at least one real value, so both give the same maximum. The batch, height and width are symbolic.
+// holds at least one real value, so both give the same maximum. The batch is symbolic; so are the height and width
+// unless the graph is made for one image size (`imageSize`), where convolutions with at most 4 output pixels run
+// as matrix products over the windows their pixels read (`windowProductsPay`).
 //
 // No protobuf library is needed: the few ONNX messages used are written by hand below (field numbers from
 // onnx/onnx.proto), as protobuf's wire format — varints, fixed32 floats and length-delimited fields.
@@ -259,9 +261,9 @@ export interface ResNet18OnnxOptions {
   /** Extra ModelProto metadata_props (e.g. the run and the preset). */
   readonly metadata?: Readonly<Record<string, string>>;
   /**
-   * The one image size the graph will see. Given it, the input's height and width are fixed, and convolutions on
-   * convolutions with at most 4 output pixels (layer4 at 64 px) become plain matrix products over the windows
-   * their pixels read (see `windowProductsPay`). Without it the graph takes any size.
+   * The one image size the graph will see. Given it, the input's height and width are fixed, and convolutions
+   * with at most 4 output pixels (layer4 at 64 px) become plain matrix products over the windows their pixels
+   * read (see `windowProductsPay`). Without it the graph takes any size.
    */
   readonly imageSize?: { readonly height: number; readonly width: number };
 }
@@ -387,7 +389,7 @@ export interface ConvWindow {
 }
 
 /** Output pixels up to which a convolution runs as matrix products over each pixel's window (see windowProductsPay). */
-export const WINDOW_PRODUCT_MAX_PIXELS = 4;
+const WINDOW_PRODUCT_MAX_PIXELS = 4;
 
 /**
  * Whether a convolution is better run as plain matrix products, one per output pixel over the input window it
