@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { Adam } from "../lib/adam";
 import { tf, tidyValues } from "../lib/backend";
 import { defaultConfig } from "../lib/config";
-import { trainModel, trainStep } from "../lib/finetune";
+import { chooseTrainEngine, trainModel, trainStep } from "../lib/finetune";
 import { openImageDataset } from "../lib/image-dataset";
 import { decodePool } from "../lib/decode-pool";
 import { createImageLoader, type ImageBatch } from "../lib/image-loader";
+import { createNativeTrainer, type NativeTrainer } from "../lib/native-train";
 import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
 import { createResNet18 } from "../lib/resnet18";
 import { jpegDecoder } from "../lib/turbojpeg";
@@ -85,13 +86,27 @@ function decode(size: number): Workload {
   };
 }
 
-/** One fine-tuning step of the post's loss (the batch and its 180° copy, Adam), the batch in one chunk. */
-function resnetTrain(batch: number, size: number): Workload {
+/** The native trainer (notebook 02's engine where onnxruntime-node loads), or an error saying how to get it. */
+function nativeTrainer(): NativeTrainer {
+  const loaded = loadOnnxRuntime();
+  if (loaded.ok === false) throw new Error(`${loaded.reason} (npm install onnxruntime-node)`);
+  return createNativeTrainer(loaded, 64);
+}
+
+/**
+ * One fine-tuning step of the post's loss (the batch and its 180° copy, Adam), the batch in one chunk: its passes
+ * on TF.js (WASM), or on onnxruntime-node (lib/native-train, notebook 02's engine when it is installed).
+ */
+function resnetTrain(batch: number, size: number, engine: "tfjs" | "onnxruntime"): Workload {
+  const native = engine === "onnxruntime";
   return {
-    name: `resnet18 train ${batch}x${size}`,
-    group: "resnet",
-    kernels: true,
+    name: `resnet18 train ${native ? "onnx " : ""}${batch}x${size}`,
+    group: native ? "onnx" : "resnet",
+    kernels: !native,
+    native,
+    baseline: `resnet18 train ${batch}x${size}`,
     async prepare() {
+      const trainer = native ? nativeTrainer() : undefined;
       const model = createResNet18({ width: 64, seed: 1 });
       const adam = new Adam(model.trainable, { learningRate: 1e-3 });
       const images = tf.randomUniform([batch, size, size, 3], 0, 1, "float32", 7) as tf.Tensor4D;
@@ -100,11 +115,12 @@ function resnetTrain(batch: number, size: number): Workload {
         unit: "img",
         // forward + backward ≈ 3 forwards, over the batch and its rotated copy
         flops: 3 * 2 * batch * resnetFlops(size),
-        step: async () => void trainStep(model, adam, images, null, { loss: { preset: "post", temperature: 0.1 }, chunkSize: batch }),
-        dispose() {
+        step: async () => void (await trainStep(model, adam, images, null, { loss: { preset: "post", temperature: 0.1 }, chunkSize: batch, native: trainer })),
+        async dispose() {
           images.dispose();
           adam.dispose();
           model.dispose();
+          await trainer?.close();
         },
       };
     },
@@ -204,6 +220,7 @@ function trainingDataWait(steps: number): Workload {
       const dataset = await openImageDataset(options.data ?? "data", { limit: options.images, skipMetadata: true });
       const defaults = defaultConfig("bench");
       const settings = { ...defaults.finetune, batchSize: 32, chunkSize: 32, maxSteps: steps, checkpointEvery: 10_000, seed: 0 };
+      const engine = chooseTrainEngine(defaults, 64); // the default engine, as the demo trains
       const scratch = mkdtempSync(join(tmpdir(), "bench-finetune-"));
       let waited = 0;
       let total = 0;
@@ -218,7 +235,7 @@ function trainingDataWait(steps: number): Workload {
           try {
             const result = await trainModel({
               model, count: dataset.count, batches: (order, batchSize) => loader.batches({ order, batchSize }), identities: null,
-              settings, checkpointDir: scratch, progress: "silent", showCurve: false,
+              settings, checkpointDir: scratch, progress: "silent", showCurve: false, native: engine.native ?? undefined,
             });
             waited += result.dataWaitSeconds;
             total += result.seconds;
@@ -227,8 +244,11 @@ function trainingDataWait(steps: number): Workload {
             model.dispose();
           }
         },
-        summary: () => `waited for images ${((100 * waited) / total).toFixed(1)} % of the training time (${waited.toFixed(2)} s of ${total.toFixed(1)} s)`,
-        dispose: () => rmSync(scratch, { recursive: true, force: true }),
+        summary: () => `waited for images ${((100 * waited) / total).toFixed(1)} % of the training time (${waited.toFixed(2)} s of ${total.toFixed(1)} s); passes run by ${engine.description}`,
+        async dispose() {
+          rmSync(scratch, { recursive: true, force: true });
+          await engine.native?.close();
+        },
       };
     },
   };
@@ -237,8 +257,10 @@ function trainingDataWait(steps: number): Workload {
 export const WORKLOADS: readonly Workload[] = [
   decode(224),
   decode(64),
-  resnetTrain(32, 64),
-  resnetTrain(8, 224),
+  resnetTrain(32, 64, "tfjs"),
+  resnetTrain(8, 224, "tfjs"),
+  resnetTrain(32, 64, "onnxruntime"),
+  resnetTrain(8, 224, "onnxruntime"),
   resnetEmbed(64, 64),
   resnetEmbed(64, 224),
   onnxEmbed(64, 64),

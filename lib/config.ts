@@ -15,7 +15,8 @@ import { dataDir, projectRoot, runDir } from "./paths";
 
 export type Preset = "post" | "recommended";
 
-/** Who embeds the faces (notebook 03): see `EmbedConfig.engine`. */
+/** Who embeds the faces (notebook 03) and who runs fine-tuning's passes (02): see `EmbedConfig.engine`,
+ *  `FinetuneConfig.engine`. */
 export const EMBED_ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
 export type EmbedEngineChoice = (typeof EMBED_ENGINES)[number];
 
@@ -47,6 +48,10 @@ export interface FinetuneConfig {
   readonly maxSteps: number | null;
   /** ImageNet weights as .safetensors with torchvision/timm key names ("" : torchvision's random initialisation). */
   readonly weights: string;
+  /** Who runs the forward and backward passes: "auto": onnxruntime-node's native kernels when it is installed
+   *  (2–3× PyTorch's step time here, against 5–6× on WASM), else TF.js; "onnxruntime": onnxruntime-node or an
+   *  error; "tfjs": always TF.js. The model, the optimizer and the checkpoints are the same either way. */
+  readonly engine: EmbedEngineChoice;
 }
 
 /** Embedding every face (notebook 03). */
@@ -167,6 +172,7 @@ export function defaultConfig(run = "dev"): RunConfig {
       checkpointEvery: 25,
       maxSteps: null,
       weights: "",
+      engine: "auto",
     },
     embed: { batchSize: 128, engine: "auto" },
     sae: {
@@ -223,6 +229,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "finetune.checkpointEvery": POSITIVE_INT,
   "finetune.maxSteps": { kind: "int", min: 1, nullable: true },
   "finetune.weights": { kind: "string" },
+  "finetune.engine": { kind: "choice", values: EMBED_ENGINES },
   "embed.batchSize": POSITIVE_INT,
   "embed.engine": { kind: "choice", values: EMBED_ENGINES },
   "sae.preset": PRESET,

@@ -19,6 +19,9 @@
 // with its own statistics ("ghost batch norm", as in large-batch training), and the running statistics are updated
 // once per chunk, as if each chunk were a batch of its own. With chunkSize ≥ batchSize there is a single chunk and
 // the step is exactly the post's.
+//
+// Where onnxruntime-node loads (config finetune.engine), the forward and backward passes run natively instead
+// (lib/native-train): the same step, chunks included, with the same gradients to float32 rounding.
 
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -30,6 +33,9 @@ import { withDerivedFilterCache } from "./fast-gradients";
 import { showFigure, type Figure } from "./figures";
 import type { ImageDataset } from "./image-dataset";
 import { createImageLoader, type ImageBatch } from "./image-loader";
+import { IMAGENET_MEAN, IMAGENET_STD } from "./imagenet";
+import { createNativeTrainer, type Feeds, type NativeTrainer } from "./native-train";
+import { chooseEmbedEngine, describeEmbedEngine } from "./onnx-embed";
 import { newDisplayHandle, richDisplayAvailable } from "./notebook-display";
 import { readNpy, writeNpy } from "./npy";
 import { displayPath, projectRoot, runDir } from "./paths";
@@ -40,9 +46,7 @@ import { seededShuffle } from "./synthetic-faces-random";
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs
 
-/** torchvision's ImageNet normalisation (the `recommended` preset's input). */
-export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
+export { IMAGENET_MEAN, IMAGENET_STD };
 
 /** What the model sees: `post` the loader's [0, 1] pixels as they are (ToTensor()), `recommended` ImageNet-normalised. */
 export function preprocess(x: tf.Tensor4D, preset: Preset): tf.Tensor4D {
@@ -128,6 +132,8 @@ export interface StepOptions {
   readonly chunkSize: number;
   /** BatchNorm in train mode (the post's model.train(), default) or with its running statistics (tests of exactness). */
   readonly training?: boolean;
+  /** Runs the passes on ONNX Runtime (train mode only); TF.js when absent. */
+  readonly native?: NativeTrainer;
 }
 
 /** A batch's gradients (`grads[i]` for `model.trainable[i]`, null when it has none) and its loss parts. */
@@ -222,10 +228,90 @@ export class NonFiniteLossError extends Error {
   }
 }
 
+/** The float32 data of a tensor as an array of its own (TF.js's WASM memory is shared, which ONNX Runtime refuses). */
+function plainData(t: tf.Tensor): Float32Array {
+  const data = t.dataSync() as Float32Array;
+  return data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
+}
+
+const feed = (t: tf.Tensor): Feeds[string] => ({ data: plainData(t), shape: t.shape });
+
+/** batchGradients with the passes on ONNX Runtime (lib/native-train): the same chunks, statistics and gradients. */
+export async function nativeBatchGradients(model: ResNet18, trainer: NativeTrainer, images: tf.Tensor4D, targets: tf.Tensor2D, options: StepOptions): Promise<BatchGradients> {
+  if (trainer.parameterNames.join() !== model.trainableNames.join()) throw new Error("nativeBatchGradients: the trainer was made for another network");
+  const n = images.shape[0];
+  const params: Feeds = Object.fromEntries(model.trainable.map((v, i) => [model.trainableNames[i], feed(v)]));
+  const record = (stats: readonly { name: string; mean: Float32Array; variance: Float32Array; count: number }[]): void =>
+    tf.tidy(() => stats.forEach((s) => model.recordBatchStatistics(s.name, tf.tensor1d(s.mean), tf.tensor1d(s.variance), s.count)));
+  const gradTensors = (grads: readonly Float32Array[]): tf.Tensor[] => grads.map((g, i) => tf.tensor(g, model.trainable[i].shape));
+  const inputs = (chunk: tf.Tensor4D): [Feeds[string], Feeds[string]] => {
+    const x = preprocess(chunk, options.loss.preset);
+    const rotated = rotate180(x);
+    try {
+      return [feed(x), feed(rotated)];
+    } finally {
+      tf.dispose([x, rotated]);
+    }
+  };
+  if (options.chunkSize >= n) {
+    const [x, rotated] = inputs(images);
+    const r = await trainer.step(params, x, rotated, feed(targets), options.loss);
+    r.statistics.forEach(record);
+    const losses = { loss: tf.scalar(r.loss), contrastive: tf.scalar(r.contrastive), orientation: tf.scalar(r.orientation) };
+    return { grads: gradTensors(r.grads), losses };
+  }
+  // (1) every chunk's embeddings, straight and rotated, moving the running statistics chunk by chunk
+  const chunks: [Feeds[string], Feeds[string]][] = [];
+  const embedded: Float32Array[][] = [[], []];
+  for (let s = 0; s < n; s += options.chunkSize) {
+    const part = images.slice(s, Math.min(options.chunkSize, n - s)) as tf.Tensor4D;
+    const pair = inputs(part);
+    part.dispose();
+    chunks.push(pair);
+    for (const [k, x] of pair.entries()) {
+      const f = await trainer.forward(params, x);
+      record(f.statistics);
+      embedded[k].push(f.embedding);
+    }
+  }
+  // (2) the loss and its gradient with respect to the embeddings, on the whole batch
+  const dim = model.embeddingSize;
+  const joined = embedded.map((parts) => {
+    const all = new Float32Array(n * dim);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return tf.tensor2d(all, [n, dim]);
+  });
+  const losses = finetuneLoss(joined[0], joined[1], targets, options.loss);
+  const dEmbeddings = tf.grads((a: tf.Tensor, b: tf.Tensor) => finetuneLoss(a as tf.Tensor2D, b as tf.Tensor2D, targets, options.loss).loss)(joined);
+  const dRows = dEmbeddings.map((d) => plainData(d));
+  tf.dispose([...joined, ...dEmbeddings]);
+  // (3) each chunk's gradients, straight and rotated, summed
+  const sum = model.trainable.map((v) => new Float32Array(v.size));
+  let row = 0;
+  for (const pair of chunks) {
+    const rows = pair[0].shape[0];
+    for (const [k, x] of pair.entries()) {
+      const d = { data: dRows[k].subarray(row * dim, (row + rows) * dim), shape: [rows, dim] };
+      const grads = await trainer.gradients(params, x, d);
+      grads.forEach((g, i) => {
+        const acc = sum[i];
+        for (let j = 0; j < acc.length; j++) acc[j] += g[j];
+      });
+    }
+    row += rows;
+  }
+  return { grads: gradTensors(sum), losses };
+}
+
 /** One optimisation step on a batch (NHWC in [0, 1]); returns the loss parts before the update. */
-export function trainStep(model: ResNet18, adam: Adam, images: tf.Tensor4D, ids: ArrayLike<number> | null, options: StepOptions): LossValues {
+export async function trainStep(model: ResNet18, adam: Adam, images: tf.Tensor4D, ids: ArrayLike<number> | null, options: StepOptions): Promise<LossValues> {
   const targets = contrastiveTargets(images.shape[0], options.loss.preset === "post" ? null : ids);
-  const { grads, losses } = batchGradients(model, images, targets, options);
+  const native = options.native !== undefined && (options.training ?? true);
+  const { grads, losses } = native ? await nativeBatchGradients(model, options.native as NativeTrainer, images, targets, options) : batchGradients(model, images, targets, options);
   const values: LossValues = { loss: losses.loss.dataSync()[0], contrastive: losses.contrastive.dataSync()[0], orientation: losses.orientation.dataSync()[0] };
   tf.dispose([targets, losses.loss, losses.contrastive, losses.orientation]);
   try {
@@ -350,7 +436,7 @@ export function shuffledOrder(n: number, seed: number, epoch: number): number[] 
 }
 
 /** The fine-tuning settings of the config (without the weights file) and the run's seed. */
-export type TrainSettings = Omit<FinetuneConfig, "weights"> & { readonly seed: number };
+export type TrainSettings = Omit<FinetuneConfig, "weights" | "engine"> & { readonly seed: number };
 
 export interface TrainOptions {
   readonly model: ResNet18;
@@ -369,6 +455,8 @@ export interface TrainOptions {
   readonly showCurve?: boolean;
   /** BatchNorm in train mode (default true, the post's). */
   readonly training?: boolean;
+  /** Runs the passes on ONNX Runtime (lib/native-train); TF.js when absent. */
+  readonly native?: NativeTrainer;
   /** Called after every step (tests use it to stop a run as a kill would). */
   readonly onStep?: (step: number, values: LossValues) => void;
 }
@@ -429,7 +517,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const stepsPerEpoch = Math.ceil(count / settings.batchSize);
   const fingerprint = fingerprintOf(options);
   const adam = new Adam(model.trainable, { learningRate: settings.learningRate });
-  const stepOptions: StepOptions = { loss: settings, chunkSize: settings.chunkSize, training: options.training };
+  const stepOptions: StepOptions = { loss: settings, chunkSize: settings.chunkSize, training: options.training, native: options.native };
   let state: TrainingState = { step: 0, epoch: 0, seed: settings.seed, order: shuffledOrder(count, settings.seed, 0), history: [], fingerprint };
   let resumedFrom: number | null = null;
   let note = "";
@@ -473,7 +561,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         const images = tf.tensor4d(batch.data, batch.shape);
         let values: LossValues;
         try {
-          values = trainStep(model, adam, images, ids, stepOptions);
+          values = await trainStep(model, adam, images, ids, stepOptions);
         } finally {
           images.dispose();
         }
@@ -551,6 +639,16 @@ export interface FinetuneResult extends TrainResult {
   readonly modelPath: string;
   readonly initialWeights: string;
   readonly images: number;
+  /** Who ran the passes: "onnxruntime-node 1.30.0 (CPU, 2 threads)" or "TF.js wasm: <why>". */
+  readonly engine: string;
+}
+
+/** The native trainer config `finetune.engine` asks for and gets (null: TF.js), and who trains, said plainly. */
+export function chooseTrainEngine(config: RunConfig, width: number, load?: Parameters<typeof chooseEmbedEngine>[1]): { native: NativeTrainer | null; description: string } {
+  const engine = chooseEmbedEngine(config.finetune.engine, load, "finetune.engine");
+  if (engine.name === "tfjs") return { native: null, description: describeEmbedEngine(engine, tf.getBackend()) };
+  const native = createNativeTrainer(engine, width);
+  return { native, description: native.description };
 }
 
 /** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors. */
@@ -558,6 +656,13 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
   const dataset = await openRunDataset(config);
   const { model, source } = await initialModel(config);
   const f = config.finetune;
+  let engine: ReturnType<typeof chooseTrainEngine>;
+  try {
+    engine = chooseTrainEngine(config, model.width);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: f.batchSize, prefetch: config.prefetchBatches,
     cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
@@ -573,15 +678,17 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
       fingerprintExtra: { imageSize: config.imageSize, resize: config.resize, dataset: dataset.root, weights: f.weights },
       progress: options.progress,
       showCurve: options.showCurve,
+      native: engine.native ?? undefined,
     });
     const modelPath = finetunedModelPath(config.run);
     if (result.stepsThisRun > 0 || !existsSync(modelPath)) {
       mkdirSync(dirname(modelPath), { recursive: true });
       await saveResNet18(model, modelPath); // atomic; untouched when nothing was trained, so 03's vectors stay valid
     }
-    return { ...result, modelPath, initialWeights: source, images: dataset.count };
+    return { ...result, modelPath, initialWeights: source, images: dataset.count, engine: engine.description };
   } finally {
     await loader.close();
+    await engine.native?.close();
     model.dispose();
   }
 }
@@ -617,7 +724,7 @@ export function describeFinetuneResult(result: FinetuneResult): string {
   const lines = [
     result.resumedFrom === null ? `Trained ${result.stepsThisRun} steps from the start.` : `Resumed from step ${result.resumedFrom}; trained ${result.stepsThisRun} more steps.`,
     result.stepsThisRun > 0
-      ? `${result.seconds.toFixed(1)} s, ${(result.seconds / result.stepsThisRun).toFixed(2)} s/step, ${((100 * result.dataWaitSeconds) / result.seconds).toFixed(1)} % of it waiting for images.`
+      ? `${result.seconds.toFixed(1)} s, ${(result.seconds / result.stepsThisRun).toFixed(2)} s/step, ${((100 * result.dataWaitSeconds) / result.seconds).toFixed(1)} % of it waiting for images; passes run by ${result.engine}.`
       : "Nothing left to train: the checkpoint had finished.",
     last === undefined ? "" : `Final step: loss ${last.loss.toPrecision(4)}, contrastive ${last.contrastive.toPrecision(4)}, orientation ${last.orientation.toPrecision(4)}.`,
     `Model: ${displayPath(result.modelPath)}${result.lastCheckpoint === null ? "" : `; last checkpoint: ${displayPath(result.lastCheckpoint)}`}.`,

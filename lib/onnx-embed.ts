@@ -14,7 +14,7 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { EmbedEngineChoice, Preset } from "./config";
-import { IMAGENET_MEAN, IMAGENET_STD } from "./finetune";
+import { IMAGENET_MEAN, IMAGENET_STD } from "./imagenet";
 import type { ImageBatch } from "./image-loader";
 import { temporaryPathFor } from "./npy";
 import { plainStateDict, resnet18ToOnnx } from "./onnx-export";
@@ -83,15 +83,15 @@ export type EmbedEngine =
  * Picks the engine: "tfjs" is TF.js; "onnxruntime" must load (else an error saying how to install it); "auto"
  * takes ONNX Runtime when it loads and TF.js otherwise, saying why.
  */
-export function chooseEmbedEngine(choice: EmbedEngineChoice, load: () => OrtLoad = () => loadOnnxRuntime()): EmbedEngine {
-  if (choice === "tfjs") return { name: "tfjs", why: "embed.engine is tfjs" };
+export function chooseEmbedEngine(choice: EmbedEngineChoice, load: () => OrtLoad = () => loadOnnxRuntime(), setting = "embed.engine"): EmbedEngine {
+  if (choice === "tfjs") return { name: "tfjs", why: `${setting} is tfjs` };
   const loaded = load();
   if (loaded.ok === true) return { name: "onnxruntime", ort: loaded.ort, version: loaded.version };
   const reason = loaded.ok === false ? loaded.reason : "it did not load";
   if (choice === "onnxruntime") {
     throw new Error(
-      `embed.engine is "onnxruntime" but ${reason}: install it with \`npm install ${ONNXRUNTIME_PACKAGE}\` in the project folder, ` +
-        `or set embed.engine=auto (ONNX Runtime when it loads, else TF.js) or embed.engine=tfjs.`,
+      `${setting} is "onnxruntime" but ${reason}: install it with \`npm install ${ONNXRUNTIME_PACKAGE}\` in the project folder, ` +
+        `or set ${setting}=auto (ONNX Runtime when it loads, else TF.js) or ${setting}=tfjs.`,
     );
   }
   return { name: "tfjs", why: reason };

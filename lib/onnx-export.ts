@@ -113,7 +113,7 @@ export const ONNX_FLOAT = 1;
 export const ONNX_INT64 = 7;
 
 /** An attribute value: an int, a list of ints, or a float. */
-export type OnnxAttribute = { readonly int: number } | { readonly ints: readonly number[] } | { readonly float: number };
+export type OnnxAttribute = { readonly int: number } | { readonly ints: readonly number[] } | { readonly float: number } | { readonly string: string };
 
 export interface OnnxNode {
   readonly opType: string;
@@ -159,13 +159,15 @@ export interface OnnxModelInfo {
 // AttributeProto.AttributeType
 const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
+const ATTRIBUTE_STRING = 3;
 const ATTRIBUTE_INTS = 7;
 
-/** AttributeProto: name = 1, f = 2, i = 3, ints = 8, type = 20. */
+/** AttributeProto: name = 1, f = 2, i = 3, s = 4, ints = 8, type = 20. */
 export function encodeAttribute(name: string, value: OnnxAttribute): ProtoBytes {
   const fields: ProtoBytes[] = [stringField(1, name)];
   if ("int" in value) fields.push(varintField(20, ATTRIBUTE_INT), varintField(3, value.int));
   else if ("ints" in value) fields.push(varintField(20, ATTRIBUTE_INTS), ...value.ints.map((v) => varintField(8, v)));
+  else if ("string" in value) fields.push(varintField(20, ATTRIBUTE_STRING), stringField(4, value.string));
   else fields.push(varintField(20, ATTRIBUTE_FLOAT), floatField(2, value.float));
   return message(fields);
 }
@@ -316,25 +318,31 @@ export function foldBatchNorm(
 }
 
 /** Builds the graph node by node, with fresh value names. */
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxInitializer[] = [];
   private count = 0;
 
   add(opType: string, inputs: readonly string[], attributes?: Readonly<Record<string, OnnxAttribute>>, output?: string): string {
-    const name = `${opType.toLowerCase()}_${this.count++}`;
-    const out = output ?? name;
-    this.nodes.push({ opType, name, inputs, outputs: [out], attributes });
-    return out;
+    return this.addMany(opType, inputs, 1, attributes, output === undefined ? undefined : [output])[0];
   }
 
+  /** A node with several outputs (e.g. MaxPool's values and indices). */
+  addMany(opType: string, inputs: readonly string[], count: number, attributes?: Readonly<Record<string, OnnxAttribute>>, outputs?: readonly string[]): readonly string[] {
+    const name = `${opType.toLowerCase()}_${this.count++}`;
+    const outs = outputs ?? Array.from({ length: count }, (_, k) => (k === 0 ? name : `${name}:${k}`));
+    this.nodes.push({ opType, name, inputs, outputs: outs, attributes });
+    return outs;
+  }
+
+  /** A float constant; a name given before refers to the constant made then (the same value, by construction). */
   constant(name: string, dims: readonly number[], data: Float32Array): string {
-    this.initializers.push({ name, dims, data });
+    if (!this.initializers.some((t) => t.name === name)) this.initializers.push({ name, dims, data });
     return name;
   }
 
   int64Constant(name: string, values: readonly number[]): string {
-    this.initializers.push({ name, dims: [values.length], data: BigInt64Array.from(values, (v) => BigInt(v)) });
+    if (!this.initializers.some((t) => t.name === name)) this.initializers.push({ name, dims: [values.length], data: BigInt64Array.from(values, (v) => BigInt(v)) });
     return name;
   }
 }

@@ -43,6 +43,10 @@ export interface ResNet18 {
    *  once per call — so a batch embedded in chunks updates them once per chunk.
    *  Gradients flow to the weights only: the gradient with respect to the images is not computed (zeros). */
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor2D;
+  /** Moves BatchNorm `name`'s running statistics as one training-mode `apply` with these batch statistics does
+   *  (mean and biased variance over `count` values per channel; momentum 0.1, the unbiased variance): for training
+   *  passes computed elsewhere (lib/native-train). */
+  recordBatchStatistics(name: string, mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void;
   /** All weights and buffers under torchvision's state_dict names, PyTorch layouts (OIHW); num_batches_tracked as
    *  an int32 scalar. New tensors: the caller disposes them. */
   stateDict(): Map<string, tf.Tensor>;
@@ -175,12 +179,18 @@ class BatchNorm {
       return tf.add(tf.mul(x, scale), shift);
     }
     const { y, mean, variance } = batchNormTrain(x, this.weight, this.bias, BN_EPS);
-    const count = x.size / x.shape[3];
-    const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
-    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
-    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
-    this.numBatchesTracked += 1;
+    this.record(mean, variance, x.size / x.shape[3]);
     return y;
+  }
+
+  /** Moves the running statistics towards a batch's (mean, biased variance over `count` values per channel). */
+  record(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
+    tf.tidy(() => {
+      const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
+      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
+      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
+    });
+    this.numBatchesTracked += 1;
   }
 }
 
@@ -379,6 +389,13 @@ class ResNet18Model implements ResNet18 {
       h = this.evalConv(block.conv2.name, block.bn2, out, true, shortcut);
     }
     return tf.mean(h, [1, 2]) as tf.Tensor2D;
+  }
+
+  recordBatchStatistics(name: string, mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
+    this.checkAlive("recordBatchStatistics");
+    const bn = this.bns.get(name);
+    if (bn === undefined) throw new Error(`ResNet18.recordBatchStatistics: no BatchNorm named ${name}`);
+    bn.record(mean, variance, count);
   }
 
   stateDict(): Map<string, tf.Tensor> {
