@@ -1,11 +1,15 @@
 // ResNet18's training passes as ONNX graphs, for ONNX Runtime's native CPU kernels (lib/native-train runs them).
 //
-// Two graphs per image size, both taking the preprocessed NHWC images `x` [batch, h, w, 3] and every trainable
-// parameter under its torchvision name, in TF.js's layouts (conv weights HWIO, BatchNorm weight and bias [c]):
+// Three kinds of graph per image size, each taking the preprocessed NHWC images `x` [batch, h, w, 3] and every
+// trainable parameter under its torchvision name, in TF.js's layouts (conv weights HWIO, BatchNorm weight and bias):
 //   • forward: BatchNorm on batch statistics (PyTorch's train mode) → `embedding` [batch, 8·width], and each
-//     BatchNorm's batch mean and biased variance (`<bn>.batch_mean`, `<bn>.batch_var`) for its running statistics;
+//     BatchNorm's batch mean and biased variance (`pass0/<bn>.batch_mean`, `…batch_var`) for its running statistics;
 //   • gradients: the same forward pass again, then back-propagation of `d_embedding` [batch, 8·width] (the loss's
-//     gradient with respect to the embeddings) → `<param>.grad` for every parameter, in its own layout.
+//     gradient with respect to the embeddings) → `<param>.grad` for every parameter, in its own layout;
+//   • step (a batch in one chunk): `x` and its rotated copy `x_rotated` through the network, the fine-tuning loss
+//     on `targets` → `loss`, `contrastive`, `orientation`, every `<param>.grad` (both passes summed) and both
+//     passes' statistics (`pass0/…`, `pass1/…`).
+// Chunked batches use the first two (lib/finetune `nativeBatchGradients`), whole ones the third.
 // The backward pass is written out by hand, op by op (ONNX has no autodiff):
 //   • conv, input gradient: stride 1 — a convolution of dy with the filter flipped in space and transposed;
 //     stride 2 — ConvTranspose with the filter as it is (output padding making the input's size);
@@ -36,11 +40,12 @@ interface Map4 {
   readonly size: MapSize;
 }
 
-/** What a layer's backward pass needs from its forward pass, and that pass itself. */
+/** A layer's backward pass: from the gradient of its output (a value of the graph) to that of its input. */
 type Backward = (dy: string) => string;
 
 const REDUCE_NCHW = { axes: { ints: [0, 2, 3] }, keepdims: { int: 1 } } as const;
 
+/** Builds the layers' forward nodes, each with a function adding its backward nodes. */
 class TrainGraphBuilder {
   readonly g = new GraphBuilder();
   /** Each parameter's gradient, summed over the passes that use it. */
