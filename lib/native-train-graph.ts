@@ -22,7 +22,7 @@
 
 import { convOutputSize } from "./fast-gradients";
 import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "./onnx-export";
-import { BN_EPS, resnet18Layout, type ConvLayout } from "./resnet18";
+import { BN_EPS, resnet18Layout, resnet18StateDictLayout, type ConvLayout } from "./resnet18";
 
 /** ScatterElements' `reduction` (the max-pool gradient) needs opset 16, which needs IR version 8. */
 export const TRAIN_OPSET = 16;
@@ -190,23 +190,9 @@ export function trainBatchNorms(width: number, size: MapSize): { readonly name: 
 
 /** The parameters as graph inputs: torchvision names, TF.js layouts (`model.trainableNames` order). */
 export function trainParameterInputs(width: number): OnnxValueInfo[] {
-  const layout = resnet18Layout(width);
-  const inputs: OnnxValueInfo[] = [];
-  const conv = (c: ConvLayout): void => void inputs.push({ name: `${c.name}.weight`, dims: [c.kernel, c.kernel, c.inChannels, c.outChannels] });
-  const bn = (name: string, c: number): void => void inputs.push({ name: `${name}.weight`, dims: [c] }, { name: `${name}.bias`, dims: [c] });
-  conv(layout.stem);
-  bn(layout.stemBn, layout.stem.outChannels);
-  for (const b of layout.blocks) {
-    conv(b.conv1);
-    bn(b.bn1, b.conv1.outChannels);
-    conv(b.conv2);
-    bn(b.bn2, b.conv2.outChannels);
-    if (b.downsample !== undefined) {
-      conv(b.downsample.conv);
-      bn(b.downsample.bn, b.downsample.conv.outChannels);
-    }
-  }
-  return inputs;
+  return resnet18StateDictLayout(width)
+    .filter((e) => e.kind === "conv" || e.kind === "bn-weight" || e.kind === "bn-bias")
+    .map((e) => ({ name: e.name, dims: e.kind === "conv" ? [e.shape[2], e.shape[3], e.shape[1], e.shape[0]] : [...e.shape] })); // OIHW → HWIO
 }
 
 /** One forward pass of the network on an NHWC input of the graph; `backward(dEmbedding)` adds its gradients. */

@@ -12,7 +12,7 @@
 
 import { availableParallelism } from "node:os";
 import { resnet18TrainModel, trainBatchNorms, trainParameterInputs, type MapSize, type TrainGraphKind, type TrainLoss } from "./native-train-graph";
-import type { OrtModule, OrtSession, OrtTensor } from "./onnx-embed";
+import { createCpuSession, type OrtModule, type OrtSession, type OrtTensor } from "./onnx-embed";
 
 /** Named float32 arrays going in or out of a graph. */
 export type Feeds = Record<string, { readonly data: Float32Array; readonly shape: readonly number[] }>;
@@ -58,12 +58,7 @@ export function createNativeTrainer(engine: { readonly ort: OrtModule; readonly 
     const key = `${what.kind}:${size.height}x${size.width}:${what.kind === "step" ? `${what.loss.preset}:${what.loss.temperature}` : ""}`;
     let made = sessions.get(key);
     if (made === undefined) {
-      made = engine.ort.InferenceSession.create(resnet18TrainModel(width, size, what), {
-        executionProviders: ["cpu"],
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: "all",
-      });
+      made = createCpuSession(engine.ort, resnet18TrainModel(width, size, what), threads);
       sessions.set(key, made);
     }
     return made;

@@ -137,6 +137,11 @@ export interface OnnxEmbedderOptions {
   readonly imageSize?: number;
 }
 
+/** A session of ONNX Runtime's CPU provider on `threads` threads within each operator, every graph optimisation. */
+export function createCpuSession(ort: OrtModule, model: Uint8Array, threads: number): Promise<OrtSession> {
+  return ort.InferenceSession.create(model, { executionProviders: ["cpu"], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+}
+
 /** The preprocessing of a preset (lib/finetune `preprocess`) as the exporter's in-graph normalisation. */
 export function presetNormalization(preset: Preset): { mean: readonly number[]; std: readonly number[] } | null {
   return preset === "post" ? null : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
@@ -164,12 +169,7 @@ export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine
     const key = size === null ? "any" : `${size.height}x${size.width}`;
     let session = sessions.get(key);
     if (session === undefined) {
-      session = await engine.ort.InferenceSession.create(resnet18ToOnnx(state, { ...exportOptions, imageSize: size ?? undefined }), {
-        executionProviders: ["cpu"],
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: "all",
-      });
+      session = await createCpuSession(engine.ort, resnet18ToOnnx(state, { ...exportOptions, imageSize: size ?? undefined }), threads);
       sessions.set(key, session);
     }
     return session;
