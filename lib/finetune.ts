@@ -34,8 +34,8 @@ import { showFigure, type Figure } from "./figures";
 import type { ImageDataset } from "./image-dataset";
 import { createImageLoader, type ImageBatch } from "./image-loader";
 import { IMAGENET_MEAN, IMAGENET_STD } from "./imagenet";
-import { createNativeTrainer, type Feeds, type NativeTrainer } from "./native-train";
-import { chooseEmbedEngine, describeEmbedEngine } from "./onnx-embed";
+import { createNativeTrainer, type BatchStatistics, type Feeds, type NativeTrainer } from "./native-train";
+import { chooseEmbedEngine, describeEmbedEngine, unsharedFloat32 } from "./onnx-embed";
 import { newDisplayHandle, richDisplayAvailable } from "./notebook-display";
 import { readNpy, writeNpy } from "./npy";
 import { displayPath, projectRoot, runDir } from "./paths";
@@ -228,11 +228,8 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-/** The float32 data of a tensor as an array of its own (TF.js's WASM memory is shared, which ONNX Runtime refuses). */
-function plainData(t: tf.Tensor): Float32Array {
-  const data = t.dataSync() as Float32Array;
-  return data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
-}
+/** A tensor's float32 data, in memory ONNX Runtime accepts. */
+const plainData = (t: tf.Tensor): Float32Array => unsharedFloat32(t.dataSync() as Float32Array);
 
 const feed = (t: tf.Tensor): Feeds[string] => ({ data: plainData(t), shape: t.shape });
 
@@ -241,7 +238,7 @@ export async function nativeBatchGradients(model: ResNet18, trainer: NativeTrain
   if (trainer.parameterNames.join() !== model.trainableNames.join()) throw new Error("nativeBatchGradients: the trainer was made for another network");
   const n = images.shape[0];
   const params: Feeds = Object.fromEntries(model.trainable.map((v, i) => [model.trainableNames[i], feed(v)]));
-  const record = (stats: readonly { name: string; mean: Float32Array; variance: Float32Array; count: number }[]): void =>
+  const record = (stats: readonly BatchStatistics[]): void =>
     tf.tidy(() => stats.forEach((s) => model.recordBatchStatistics(s.name, tf.tensor1d(s.mean), tf.tensor1d(s.variance), s.count)));
   const gradTensors = (grads: readonly Float32Array[]): tf.Tensor[] => grads.map((g, i) => tf.tensor(g, model.trainable[i].shape));
   const inputs = (chunk: tf.Tensor4D): [Feeds[string], Feeds[string]] => {
@@ -310,8 +307,8 @@ export async function nativeBatchGradients(model: ResNet18, trainer: NativeTrain
 /** One optimisation step on a batch (NHWC in [0, 1]); returns the loss parts before the update. */
 export async function trainStep(model: ResNet18, adam: Adam, images: tf.Tensor4D, ids: ArrayLike<number> | null, options: StepOptions): Promise<LossValues> {
   const targets = contrastiveTargets(images.shape[0], options.loss.preset === "post" ? null : ids);
-  const native = options.native !== undefined && (options.training ?? true);
-  const { grads, losses } = native ? await nativeBatchGradients(model, options.native as NativeTrainer, images, targets, options) : batchGradients(model, images, targets, options);
+  const native = (options.training ?? true) ? options.native : undefined; // the graphs run BatchNorm in train mode
+  const { grads, losses } = native !== undefined ? await nativeBatchGradients(model, native, images, targets, options) : batchGradients(model, images, targets, options);
   const values: LossValues = { loss: losses.loss.dataSync()[0], contrastive: losses.contrastive.dataSync()[0], orientation: losses.orientation.dataSync()[0] };
   tf.dispose([targets, losses.loss, losses.contrastive, losses.orientation]);
   try {

@@ -20,18 +20,12 @@
 //   • global average pool: dy / (h·w) everywhere; residual additions: the sum of both branches' gradients.
 // Inside the graph everything is NCHW. The batch is symbolic; the height and width are fixed per graph.
 
-import { convOutputSize } from "./fast-gradients";
-import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "./onnx-export";
+import { encodeModel, GraphBuilder, mapSizeAfter, type MapSize, type OnnxGraph, type OnnxValueInfo } from "./onnx-export";
 import { BN_EPS, resnet18Layout, resnet18StateDictLayout, type ConvLayout } from "./resnet18";
 
 /** ScatterElements' `reduction` (the max-pool gradient) needs opset 16, which needs IR version 8. */
 export const TRAIN_OPSET = 16;
 export const TRAIN_IR_VERSION = 8;
-
-export interface MapSize {
-  readonly height: number;
-  readonly width: number;
-}
 
 /** A feature map in the graph (NCHW): its value's name, channels and size. */
 interface Map4 {
@@ -70,7 +64,7 @@ class TrainGraphBuilder {
     const { g } = this;
     const { kernel: k, stride: s, pad: p } = layout;
     const weight = g.add("Transpose", [`${layout.name}.weight`], { perm: { ints: [3, 2, 0, 1] } }); // HWIO → OIHW
-    const size = { height: convOutputSize(x.size.height, k, s, p), width: convOutputSize(x.size.width, k, s, p) };
+    const size = mapSizeAfter(x.size, k, s, p);
     const y = g.add("Conv", [x.name, weight], { kernel_shape: { ints: [k, k] }, strides: { ints: [s, s] }, pads: { ints: [p, p, p, p] } });
     const back = (dy: string): string | null => {
       // filter gradient: [cin, n, h, w] ⋆ [cout, n, oh, ow] (dilated by s) → [cin, cout, k', k'] → HWIO
@@ -145,7 +139,7 @@ class TrainGraphBuilder {
   maxPool(x: Map4): { y: Map4; back: Backward } {
     const { g } = this;
     const [y, indices] = g.addMany("MaxPool", [x.name], 2, { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } });
-    const size = { height: convOutputSize(x.size.height, 3, 2, 1), width: convOutputSize(x.size.width, 3, 2, 1) };
+    const size = mapSizeAfter(x.size, 3, 2, 1);
     const back = (dy: string): string => {
       const flat = g.int64Constant("maxpool.flat", [-1]);
       const zeros = g.add("ConstantOfShape", [g.add("Shape", [g.add("Reshape", [x.name, flat])])]);
@@ -175,12 +169,11 @@ class TrainGraphBuilder {
 /** Each BatchNorm of the network, in the order the graphs give their statistics, with its feature map's size. */
 export function trainBatchNorms(width: number, size: MapSize): { readonly name: string; readonly size: MapSize }[] {
   const layout = resnet18Layout(width);
-  const after = (s: MapSize, k: number, stride: number, p: number): MapSize => ({ height: convOutputSize(s.height, k, stride, p), width: convOutputSize(s.width, k, stride, p) });
-  const stemSize = after(size, layout.stem.kernel, layout.stem.stride, layout.stem.pad);
+  const stemSize = mapSizeAfter(size, layout.stem.kernel, layout.stem.stride, layout.stem.pad);
   const out = [{ name: layout.stemBn, size: stemSize }];
-  let h = after(stemSize, 3, 2, 1);
+  let h = mapSizeAfter(stemSize, 3, 2, 1);
   for (const b of layout.blocks) {
-    const inner = after(h, b.conv1.kernel, b.conv1.stride, b.conv1.pad);
+    const inner = mapSizeAfter(h, b.conv1.kernel, b.conv1.stride, b.conv1.pad);
     out.push({ name: b.bn1, size: inner }, { name: b.bn2, size: inner });
     if (b.downsample !== undefined) out.push({ name: b.downsample.bn, size: inner });
     h = inner;

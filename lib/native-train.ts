@@ -11,8 +11,9 @@
 // threads, which onnxruntime-node does not accept), gradients and statistics are copied back in.
 
 import { availableParallelism } from "node:os";
-import { resnet18TrainModel, trainBatchNorms, trainParameterInputs, type MapSize, type TrainGraphKind, type TrainLoss } from "./native-train-graph";
+import { resnet18TrainModel, trainBatchNorms, trainParameterInputs, type TrainGraphKind, type TrainLoss } from "./native-train-graph";
 import { createCpuSession, type OrtModule, type OrtSession, type OrtTensor } from "./onnx-embed";
+import type { MapSize } from "./onnx-export";
 
 /** Named float32 arrays going in or out of a graph. */
 export type Feeds = Record<string, { readonly data: Float32Array; readonly shape: readonly number[] }>;

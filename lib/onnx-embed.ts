@@ -137,6 +137,15 @@ export interface OnnxEmbedderOptions {
   readonly imageSize?: number;
 }
 
+/**
+ * `data` in memory ONNX Runtime accepts: onnxruntime-node refuses memory shared between threads ("Invalid
+ * argument"), which is where lib/decode-pool writes batches and TF.js's threaded WASM backend keeps tensors, so
+ * such data is copied; other data goes as it is.
+ */
+export function unsharedFloat32(data: Float32Array): Float32Array {
+  return data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
+}
+
 /** A session of ONNX Runtime's CPU provider on `threads` threads within each operator, every graph optimisation. */
 export function createCpuSession(ort: OrtModule, model: Uint8Array, threads: number): Promise<OrtSession> {
   return ort.InferenceSession.create(model, { executionProviders: ["cpu"], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
@@ -184,10 +193,8 @@ export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine
       if (closed) throw new Error("ONNX embedder: embed() after close()");
       const n = batch.shape[0];
       const session = await sessionFor(sized ? { height: batch.shape[1], width: batch.shape[2] } : null);
-      // onnxruntime-node refuses memory shared between threads ("Invalid argument"), which is where lib/decode-pool
-      // writes batches: such a batch is copied (a few ms, against the model's hundreds).
-      const data = batch.data.buffer instanceof SharedArrayBuffer ? batch.data.slice() : batch.data;
-      const outputs = await session.run({ images: new engine.ort.Tensor("float32", data, batch.shape) });
+      // a batch in shared memory is copied: a few ms, against the model's hundreds
+      const outputs = await session.run({ images: new engine.ort.Tensor("float32", unsharedFloat32(batch.data), batch.shape) });
       const out = outputs.embedding;
       if (out === undefined || !(out.data instanceof Float32Array) || out.data.length !== n * dim) {
         throw new Error(`ONNX embedder: expected a float32 [${n}, ${dim}] output "embedding", got [${out?.dims.join(", ") ?? "nothing"}]`);

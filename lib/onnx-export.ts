@@ -350,7 +350,7 @@ export class GraphBuilder {
 /** A value of the graph and, when the image size is fixed, its feature map's height and width. */
 interface MapValue {
   readonly name: string;
-  readonly size: { readonly height: number; readonly width: number } | null;
+  readonly size: MapSize | null;
 }
 
 function convBn(g: GraphBuilder, state: ReadonlyMap<string, PlainTensor>, input: MapValue, conv: ConvLayout, bnName: string): MapValue {
@@ -378,9 +378,20 @@ function convBn(g: GraphBuilder, state: ReadonlyMap<string, PlainTensor>, input:
   return { name, size };
 }
 
-/** A feature map's size after a window of this kernel, stride and padding (null: not fixed). */
-function sizeAfter(size: MapValue["size"], kernel: number, stride: number, pad: number): MapValue["size"] {
-  return size === null ? null : { height: convOutputSize(size.height, kernel, stride, pad), width: convOutputSize(size.width, kernel, stride, pad) };
+/** A feature map's height and width. */
+export interface MapSize {
+  readonly height: number;
+  readonly width: number;
+}
+
+/** A feature map's size after a window (conv or pool) of this kernel, stride and padding. */
+export function mapSizeAfter(size: MapSize, kernel: number, stride: number, pad: number): MapSize {
+  return { height: convOutputSize(size.height, kernel, stride, pad), width: convOutputSize(size.width, kernel, stride, pad) };
+}
+
+/** mapSizeAfter for a size that may not be fixed (null). */
+function sizeAfter(size: MapSize | null, kernel: number, stride: number, pad: number): MapSize | null {
+  return size === null ? null : mapSizeAfter(size, kernel, stride, pad);
 }
 
 /** An op that keeps the feature map's size (Relu, Add). */
