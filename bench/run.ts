@@ -12,10 +12,10 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { describeBackend, initBackend, tf } from "../lib/backend";
-import { openImageDataset } from "../lib/image-dataset";
-import { projectRoot } from "../lib/paths";
-import { aptInstall } from "../lib/setup";
+import { describeBackend, initBackend, tf } from "../lib/kernels/backend";
+import { openImageDataset } from "../lib/data/image-dataset";
+import { projectRoot } from "../lib/run/paths";
+import { aptInstall } from "../lib/run/setup";
 import { CELEBA_FACES, WORKLOADS, type BenchOptions, type Workload } from "./workloads";
 
 /** WASM SIMD (128-bit, no FMA) tops out near 80 GFLOP/s on these 2 cores (shared/notes/tfjs-on-cpu.md). */
@@ -290,7 +290,7 @@ async function main(): Promise<void> {
     `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
     "- Every workload ran in a process of its own, TF.js and PyTorch alike: peak RSS is that process's maximum resident memory.",
     "- `resnet18 embed onnx` rows run the same model exported to ONNX on onnxruntime-node (notebook 03's engine when it is installed), against the same PyTorch rows.",
-    "- GFLOP/s count a direct convolution's multiply-adds (torchvision's 1.82 G per 224×224 image). The `resnet18 embed` rows run 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) (lib/winograd.ts), which does 2.25× fewer, so their GFLOP/s are effective rates and can pass the ceiling; its data transforms run outside TF.js kernels (the gap between wall and kernel time in their profiles). At 64 px the `resnet18 embed onnx` row runs layer4's 3×3 convolutions (2×2 outputs) as matrix products over the windows their pixels read (lib/onnx-export.ts `windowProductsPay`), skipping the padding taps: its GFLOP/s is an effective rate too.",
+    "- GFLOP/s count a direct convolution's multiply-adds (torchvision's 1.82 G per 224×224 image). The `resnet18 embed` rows run 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) (lib/kernels/winograd.ts), which does 2.25× fewer, so their GFLOP/s are effective rates and can pass the ceiling; its data transforms run outside TF.js kernels (the gap between wall and kernel time in their profiles). At 64 px the `resnet18 embed onnx` row runs layer4's 3×3 convolutions (2×2 outputs) as matrix products over the windows their pixels read (lib/model/onnx/export.ts `windowProductsPay`), skipping the padding taps: its GFLOP/s is an effective rate too.",
     "",
     markdownTable(head, results.map(([m, b]) => row(m, b))),
     "",

@@ -5,19 +5,19 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Adam } from "../lib/adam";
-import { tf, tidyValues } from "../lib/backend";
-import { defaultConfig } from "../lib/config";
-import { chooseTrainEngine, trainModel, trainStep } from "../lib/finetune";
-import { openImageDataset } from "../lib/image-dataset";
-import { decodePool } from "../lib/decode-pool";
-import { createImageLoader, type ImageBatch } from "../lib/image-loader";
-import { createNativeTrainer, type NativeTrainer } from "../lib/native-train";
-import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
-import { createResNet18 } from "../lib/resnet18";
-import { jpegDecoder } from "../lib/turbojpeg";
-import { createSae, presetTraining } from "../lib/sae";
-import { saeOptimizer, saeStep } from "../lib/sae-train";
+import { Adam } from "../lib/model/adam";
+import { tf, tidyValues } from "../lib/kernels/backend";
+import { defaultConfig } from "../lib/run/config";
+import { chooseTrainEngine, trainModel, trainStep } from "../lib/model/finetune";
+import { openImageDataset } from "../lib/data/image-dataset";
+import { decodePool } from "../lib/data/decode-pool";
+import { createImageLoader, type ImageBatch } from "../lib/data/image-loader";
+import { createNativeTrainer, type NativeTrainer } from "../lib/model/onnx/train";
+import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/embed/onnx-embed";
+import { createResNet18 } from "../lib/model/resnet18";
+import { jpegDecoder } from "../lib/kernels/turbojpeg";
+import { createSae, presetTraining } from "../lib/sae/sae";
+import { saeOptimizer, saeStep } from "../lib/sae/train";
 
 export interface BenchOptions {
   readonly reps: number;
@@ -72,7 +72,7 @@ function decode(size: number): Workload {
         items: dataset.count,
         unit: "img",
         async step() {
-          // As notebook 03 embeds (lib/embed): each batch is done with when the next is asked for.
+          // As notebook 03 embeds (lib/embed/embed): each batch is done with when the next is asked for.
           const loader = createImageLoader(dataset.paths, { size, mode: "post", batchSize: 64, prefetch: 2, reuseBatchMemory: true });
           for await (const batch of loader.batches()) void batch;
           await loader.close();
@@ -95,7 +95,7 @@ function nativeTrainer(): NativeTrainer {
 
 /**
  * One fine-tuning step of the post's loss (the batch and its 180° copy, Adam), the batch in one chunk: its passes
- * on TF.js (WASM), or on onnxruntime-node (lib/native-train, notebook 02's engine when it is installed).
+ * on TF.js (WASM), or on onnxruntime-node (lib/model/onnx/train, notebook 02's engine when it is installed).
  */
 function resnetTrain(batch: number, size: number, engine: "tfjs" | "onnxruntime"): Workload {
   const native = engine === "onnxruntime";

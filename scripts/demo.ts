@@ -2,9 +2,9 @@
 // dataset into runs/demo/ (the last one, 07-publish, exports the blog post) and says where everything is.
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
-import { runNotebooks } from "../lib/notebook-runner";
-import { projectRoot, runDir } from "../lib/paths";
-import { setup } from "../lib/setup";
+import { runNotebooks } from "../lib/run/notebook-runner";
+import { projectRoot, runDir } from "../lib/run/paths";
+import { setup } from "../lib/run/setup";
 
 /**
  * The demo's settings: the embedded synthetic faces, and a fine-tuning budget that fits a 2-core CPU in minutes

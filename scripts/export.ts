@@ -1,9 +1,9 @@
 // `npm run export -- --run NAME [--date YYYY-MM-DD] [--title T] [--tags a,b] [--permalink /p] [--slug s] [--static]
 // [--reveal-blind-keys]`:
-// the executed notebooks of runs/NAME/ as a blog post and one HTML page in runs/NAME/post/ (see lib/export-post.ts).
+// the executed notebooks of runs/NAME/ as a blog post and one HTML page in runs/NAME/post/ (see lib/publish/export-post.ts).
 import { relative } from "node:path";
-import { exportRun, type ExportOptions } from "../lib/export-post";
-import { projectRoot } from "../lib/paths";
+import { exportRun, type ExportOptions } from "../lib/publish/export-post";
+import { projectRoot } from "../lib/run/paths";
 
 const USAGE = `usage: npm run export -- --run NAME [--date YYYY-MM-DD] [--title TITLE] [--tags a,b] [--permalink /path] [--slug SLUG] [--static] [--reveal-blind-keys]
   --run NAME     the run whose executed notebooks (runs/NAME/notebooks/) become the post (a bare NAME works too)

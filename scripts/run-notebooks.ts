@@ -1,5 +1,5 @@
-// `npm run notebooks -- --run NAME [--only 01-download] [--set key=value …]`: see lib/notebook-runner.ts.
-import { parseRunnerArgs, runNotebooks } from "../lib/notebook-runner";
+// `npm run notebooks -- --run NAME [--only 01-download] [--set key=value …]`: see lib/run/notebook-runner.ts.
+import { parseRunnerArgs, runNotebooks } from "../lib/run/notebook-runner";
 
 try {
   const result = await runNotebooks(parseRunnerArgs(process.argv.slice(2)));

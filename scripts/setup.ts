@@ -1,6 +1,6 @@
 // `npm run setup [-- --tests]`: installs what running the notebooks needs (Jupyter's nbclient, the tslab kernel
 // spec); with --tests (npm test's pretest step) also what the tests need (numpy, Chromium).
-import { setup } from "../lib/setup";
+import { setup } from "../lib/run/setup";
 
 try {
   const result = setup({ forTests: process.argv.includes("--tests") });

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BACKEND_ORDER, chooseBackend, describeBackend, initBackend, nativeBackendLoad, parseBackendChoice, tf, tidyValues, type BackendName, type BackendProbe } from "../lib/backend";
+import { BACKEND_ORDER, chooseBackend, describeBackend, initBackend, nativeBackendLoad, parseBackendChoice, tf, tidyValues, type BackendName, type BackendProbe } from "../lib/kernels/backend";
 
 function fake(name: BackendName, ok: boolean, log: string[]): BackendProbe {
   return {
@@ -60,7 +60,7 @@ describe("backend selection", () => {
 
   it("on this machine picks a real backend that computes, with WASM files from node_modules", async () => {
     const report = await initBackend();
-    const { tf } = await import("../lib/backend");
+    const { tf } = await import("../lib/kernels/backend");
     expect(tf.getBackend()).toBe(report.name === "tensorflow-gpu" ? "tensorflow" : report.name);
     expect(Array.from(tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]])).dataSync())).toEqual([11]);
     const faster = BACKEND_ORDER.slice(0, BACKEND_ORDER.indexOf(report.name));
@@ -70,7 +70,7 @@ describe("backend selection", () => {
 
   it("CELEBA_SAE_BACKEND forces a backend in a fresh process", () => {
     const script = join(mkdtempSync(join(tmpdir(), "backend-")), "probe.mts");
-    writeFileSync(script, `import { initBackend } from ${JSON.stringify(resolve("lib/backend.ts"))};\nconst r = await initBackend("wasm");\nconsole.log("BACKEND=" + r.name);\n`);
+    writeFileSync(script, `import { initBackend } from ${JSON.stringify(resolve("lib/kernels/backend.ts"))};\nconst r = await initBackend("wasm");\nconsole.log("BACKEND=" + r.name);\n`);
     const out = spawnSync("npx", ["tsx", script], { encoding: "utf8", env: { ...process.env, CELEBA_SAE_BACKEND: "cpu" } });
     expect(out.stdout).toContain("BACKEND=cpu");
     const bad = spawnSync("npx", ["tsx", script], { encoding: "utf8", env: { ...process.env, CELEBA_SAE_BACKEND: "tensorflow" } });

@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { autoRate, bernoulliKlBits } from "../lib/auto-rater";
-import { blindTestPaths, BlindSession, ratingsByKind, reencodePng, seededShuffle, type FeatureKind } from "../lib/blind-test";
-import type { AttributeTable } from "../lib/celeba-metadata";
-import { checkRequest, isLoopbackAddress, startRatingServer } from "../lib/rating-server";
+import { autoRate, bernoulliKlBits } from "../lib/blind-test/auto-rater";
+import { blindTestPaths, BlindSession, ratingsByKind, reencodePng, seededShuffle, type FeatureKind } from "../lib/blind-test/session";
+import type { AttributeTable } from "../lib/data/celeba-metadata";
+import { checkRequest, isLoopbackAddress, startRatingServer } from "../lib/blind-test/rating-server";
 
 const scratch = mkdtempSync(join(tmpdir(), "blind-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { checkCelebAImages, checkImages, describeCelebALayout, detectCelebALayout, type CelebALayout } from "../lib/celeba-layout";
+import { checkCelebAImages, checkImages, describeCelebALayout, detectCelebALayout, type CelebALayout } from "../lib/data/celeba-layout";
 
 let dir: string;
 beforeEach(() => {

@@ -19,7 +19,7 @@ import {
   readPartition,
   splitCounts,
   type AttributeTable,
-} from "../lib/celeba-metadata";
+} from "../lib/data/celeba-metadata";
 
 let dir: string;
 beforeEach(() => {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { applyOverrides, configPath, datasetFolder, defaultConfig, loadRunConfig, parseFeatureList, saveRunConfig, validateConfig } from "../lib/config";
-import { runDir } from "../lib/paths";
+import { applyOverrides, configPath, datasetFolder, defaultConfig, loadRunConfig, parseFeatureList, saveRunConfig, validateConfig } from "../lib/run/config";
+import { runDir } from "../lib/run/paths";
 
 const run = `test-config-${process.pid}`;
 afterAll(() => rmSync(runDir(run), { recursive: true, force: true }));

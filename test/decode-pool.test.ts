@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDecodePool, DecodeImageError, DecodeThreadError, decodePool, DECODE_THREADS_ENV, parseDecodeThreads } from "../lib/decode-pool";
-import { BadImageError, createImageLoader, decodeImage, decodeUint8, type ImageBatch } from "../lib/image-loader";
+import { createDecodePool, DecodeImageError, DecodeThreadError, decodePool, DECODE_THREADS_ENV, parseDecodeThreads } from "../lib/data/decode-pool";
+import { BadImageError, createImageLoader, decodeImage, decodeUint8, type ImageBatch } from "../lib/data/image-loader";
 
 let dir: string;
 let files: string[];
@@ -98,7 +98,7 @@ describe("decoding on worker threads", () => {
   it("lets a script exit by itself, and CELEBA_SAE_DECODE_THREADS=0 decodes on the main thread", () => {
     const script = join(mkdtempSync(join(tmpdir(), "decode-pool-")), "probe.mts");
     writeFileSync(script, [
-      `const { createImageLoader } = await import(${JSON.stringify(resolve("lib/image-loader.ts"))});`,
+      `const { createImageLoader } = await import(${JSON.stringify(resolve("lib/data/image-loader.ts"))});`,
       `const loader = createImageLoader(${JSON.stringify(files)}, { size: 16, mode: "post", batchSize: 7, reuseBatchMemory: true });`,
       "for await (const b of loader.batches()) console.log(b.data.buffer.constructor.name, b.data.reduce((a, v) => a + v, 0).toFixed(3));",
       "await loader.close();",

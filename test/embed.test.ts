@@ -4,13 +4,13 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/config";
-import { loadImages, openRunDataset, prepareDataset } from "../lib/datasets";
-import { embedBatch, embedDataset, faceVectorsFilesPath, faceVectorsPath, readFaceVectors } from "../lib/embed";
-import { finetunedModelPath } from "../lib/finetune";
-import { runDir } from "../lib/paths";
-import { createResNet18, saveResNet18 } from "../lib/resnet18";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/run/config";
+import { loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
+import { embedBatch, embedDataset, faceVectorsFilesPath, faceVectorsPath, readFaceVectors } from "../lib/embed/embed";
+import { finetunedModelPath } from "../lib/model/finetune";
+import { runDir } from "../lib/run/paths";
+import { createResNet18, saveResNet18 } from "../lib/model/resnet18";
 
 const run = `test-embed-${process.pid}`;
 let config: RunConfig;

@@ -5,13 +5,13 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/config";
-import { cellVisibility, notebookBlocks, plainTerminalText, shiftHeadings, type Ipynb, type IpynbCell } from "../lib/export-notebook";
-import { COMPACT_PNG_BYTES, compactDataUris } from "../lib/export-html";
-import { frontMatter, postMeta, renderMarkdownPost, slugify } from "../lib/export-markdown";
-import { documentLeaks, executedNotebooks, exportRun } from "../lib/export-post";
-import { BLINDED, blindKeyIds, createScrubber, findLeaks, privateValues, REDACTED } from "../lib/export-scrub";
-import { projectRoot, runDir } from "../lib/paths";
+import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/run/config";
+import { cellVisibility, notebookBlocks, plainTerminalText, shiftHeadings, type Ipynb, type IpynbCell } from "../lib/publish/export-notebook";
+import { COMPACT_PNG_BYTES, compactDataUris } from "../lib/publish/export-html";
+import { frontMatter, postMeta, renderMarkdownPost, slugify } from "../lib/publish/export-markdown";
+import { documentLeaks, executedNotebooks, exportRun } from "../lib/publish/export-post";
+import { BLINDED, blindKeyIds, createScrubber, findLeaks, privateValues, REDACTED } from "../lib/publish/export-scrub";
+import { projectRoot, runDir } from "../lib/run/paths";
 import { jupyterPython } from "./notebook-helpers";
 
 const run = `test-export-unit-${process.pid}`;

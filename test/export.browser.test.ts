@@ -13,9 +13,9 @@ import { marked } from "marked";
 import { chromium, type Browser, type Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { exportRun, type ExportResult } from "../lib/export-post";
-import { REDACTED } from "../lib/export-scrub";
-import { projectRoot, runDir } from "../lib/paths";
+import { exportRun, type ExportResult } from "../lib/publish/export-post";
+import { REDACTED } from "../lib/publish/export-scrub";
+import { projectRoot, runDir } from "../lib/run/paths";
 import { executeNotebook } from "./notebook-helpers";
 
 const run = `test-export-${process.pid}`;
@@ -37,14 +37,14 @@ function ratingsNotebook(): string {
         `const dense = [3, 2, 4, 3, 1, 2, 5, 3, 4, 2, 3, 4, 1, 3, 2, 6];`,
       ].join("\n")),
       cell([
-        `import { showFigure } from "./lib/figures";`,
+        `import { showFigure } from "./lib/display/figures";`,
         `await showFigure({ data: [`,
         `  { type: "histogram", x: sparse, name: "sparse", xbins: { start: 0.5, end: 7.5, size: 1 }, opacity: 0.75 },`,
         `  { type: "histogram", x: dense, name: "dense", xbins: { start: 0.5, end: 7.5, size: 1 }, opacity: 0.75 },`,
         `], layout: { title: "Ratings", barmode: "overlay", xaxis: { title: "rating", dtick: 1 }, yaxis: { title: "grids" } } });`,
       ].join("\n")),
       cell([
-        `import { describeColumns, showTable } from "./lib/html-table";`,
+        `import { describeColumns, showTable } from "./lib/display/html-table";`,
         `showTable(describeColumns({ sparse: sparse, dense: dense }), { caption: "Ratings, as pandas' describe()" });`,
       ].join("\n")),
       cell(`//| echo: false\nconsole.log("only the output of this cell shows");`),

@@ -1,8 +1,8 @@
-// Every custom gradient of lib/fast-gradients against TF.js's own gradients on the cpu backend (plain JavaScript
+// Every custom gradient of lib/kernels/fast-gradients against TF.js's own gradients on the cpu backend (plain JavaScript
 // kernels, including the Conv2DBackpropFilter that WASM lacks), on random shapes as ResNet uses them.
 import { beforeAll, describe, expect, it } from "vitest";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
-import { initBackend, tf } from "../lib/backend";
+import { initBackend, tf } from "../lib/kernels/backend";
 import {
   DILATED_FILTER_GRAD_MIN_PIXELS,
   batchNormTrain,
@@ -20,7 +20,7 @@ import {
   withDerivedFilterCache,
   zeroUpsample,
   type ConvSpec,
-} from "../lib/fast-gradients";
+} from "../lib/kernels/fast-gradients";
 
 let backend = "";
 beforeAll(async () => {

@@ -14,8 +14,8 @@ import {
   showFigure,
   toPlotlyJson,
   type Figure,
-} from "../lib/figures";
-import { setDisplayWriter, type DisplayDataContent } from "../lib/notebook-display";
+} from "../lib/display/figures";
+import { setDisplayWriter, type DisplayDataContent } from "../lib/display/notebook-display";
 
 /** Checks that every tag is closed in order and attributes are quoted; returns the element names seen. */
 function parseXml(xml: string): string[] {

@@ -4,9 +4,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { faceVectorsPath } from "../lib/embed";
-import { checkpointFolder, finetunedModelPath } from "../lib/finetune";
-import { projectRoot, runDir } from "../lib/paths";
+import { faceVectorsPath } from "../lib/embed/embed";
+import { checkpointFolder, finetunedModelPath } from "../lib/model/finetune";
+import { projectRoot, runDir } from "../lib/run/paths";
 import { joinText, outputsOf, readNotebook, type Notebook, type NotebookOutput } from "./notebook-helpers";
 
 const run = `test-ft-${process.pid}`;

@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../lib/backend";
-import { applyOverrides, defaultConfig } from "../lib/config";
-import { Adam } from "../lib/adam";
+import { tf } from "../lib/kernels/backend";
+import { applyOverrides, defaultConfig } from "../lib/run/config";
+import { Adam } from "../lib/model/adam";
 import {
   batchGradients,
   contrastiveTargets,
@@ -23,11 +23,11 @@ import {
   type BatchSource,
   type LossSettings,
   type TrainSettings,
-} from "../lib/finetune";
-import type { ImageBatch } from "../lib/image-loader";
-import { projectRoot } from "../lib/paths";
-import { createResNet18, type ResNet18 } from "../lib/resnet18";
-import { Rng } from "../lib/synthetic-faces-random";
+} from "../lib/model/finetune";
+import type { ImageBatch } from "../lib/data/image-loader";
+import { projectRoot } from "../lib/run/paths";
+import { createResNet18, type ResNet18 } from "../lib/model/resnet18";
+import { Rng } from "../lib/util/random";
 
 // ---------------------------------------------------------------------------------------------------------------
 // A stand-in model: conv → BatchNorm → ReLU → conv → ReLU → global average pool, torchvision's state_dict conventions.
@@ -255,7 +255,7 @@ describe("optimisation", () => {
   });
 });
 
-describe("with lib/resnet18's ResNet18 (width 4)", () => {
+describe("with lib/model/resnet18's ResNet18 (width 4)", () => {
   it("chunked gradients equal whole-batch ones with BatchNorm on running statistics; memory is stable across steps", async () => {
     const model = createResNet18({ width: 4, seed: 1 });
     const x = batchOf(6, 16);

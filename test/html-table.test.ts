@@ -8,8 +8,8 @@ import {
   showTable,
   tableBundle,
   textTable,
-} from "../lib/html-table";
-import { setDisplayWriter, type DisplayDataContent } from "../lib/notebook-display";
+} from "../lib/display/html-table";
+import { setDisplayWriter, type DisplayDataContent } from "../lib/display/notebook-display";
 
 const sparse = [2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 7, 3.5];
 const dense = [1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 6, 1, 2, 4, 5];

@@ -1,7 +1,7 @@
 // Identity metrics: ROC AUC, same-identity retrieval, linear probes and the evaluation sample, on hand-checked data.
 
 import { beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
+import { initBackend, tf } from "../lib/kernels/backend";
 import {
   cosineSimilarities,
   evaluationSample,
@@ -11,8 +11,8 @@ import {
   retrievalRecall,
   rocAuc,
   verificationAuc,
-} from "../lib/identity-metrics";
-import { Rng } from "../lib/synthetic-faces-random";
+} from "../lib/embed/identity-metrics";
+import { Rng } from "../lib/util/random";
 
 beforeAll(async () => {
   await initBackend();

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatAttributeCsv, formatAttributeTxt, formatIdentityTxt, formatPartitionCsv } from "../lib/celeba-metadata";
-import { comparePythonStrings, isImageFileName, listImageFolder, openImageDataset, walkImageFiles } from "../lib/image-dataset";
+import { formatAttributeCsv, formatAttributeTxt, formatIdentityTxt, formatPartitionCsv } from "../lib/data/celeba-metadata";
+import { comparePythonStrings, isImageFileName, listImageFolder, openImageDataset, walkImageFiles } from "../lib/data/image-dataset";
 
 let dir: string;
 beforeAll(async () => {

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { gridGeometry, makeGrid, makeGridRgb, showGrid, toByte, wrapText, type NhwcImages } from "../lib/image-grid";
-import { setDisplayWriter, type DisplayDataContent } from "../lib/notebook-display";
+import { gridGeometry, makeGrid, makeGridRgb, showGrid, toByte, wrapText, type NhwcImages } from "../lib/display/image-grid";
+import { setDisplayWriter, type DisplayDataContent } from "../lib/display/notebook-display";
 
 /** n images of h × w where image k is filled with a distinct colour (k+1)·10 / 255 in R, and a gradient in G. */
 function batch(n: number, h: number, w: number): NhwcImages {

@@ -16,9 +16,9 @@ import {
   type ImageBatch,
   type LoaderEvent,
   type RgbImage,
-} from "../lib/image-loader";
-import { readNpyHeader, readNpyRows } from "../lib/npy";
-import { projectRoot } from "../lib/paths";
+} from "../lib/data/image-loader";
+import { readNpyHeader, readNpyRows } from "../lib/formats/npy";
+import { projectRoot } from "../lib/run/paths";
 
 let dir: string;
 beforeAll(async () => {

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { findJupyterPython, jupyterEnv, kernelSpec, KERNEL_NAME, pythonCandidates, writeKernelSpec } from "../lib/jupyter";
-import { listNotebooks, parseRunnerArgs, selectNotebooks } from "../lib/notebook-runner";
-import { projectRoot } from "../lib/paths";
-import { checkNodePackages, missingTestPackages } from "../lib/setup";
+import { findJupyterPython, jupyterEnv, kernelSpec, KERNEL_NAME, pythonCandidates, writeKernelSpec } from "../lib/run/jupyter";
+import { listNotebooks, parseRunnerArgs, selectNotebooks } from "../lib/run/notebook-runner";
+import { projectRoot } from "../lib/run/paths";
+import { checkNodePackages, missingTestPackages } from "../lib/run/setup";
 
 describe("kernel spec", () => {
   it("starts the project's wrapper with this Node by absolute path, so PATH does not matter", () => {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { format, inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { kaggleConfigDir, kaggleCredentialSource, kaggleJsonPath } from "../lib/kaggle-credentials";
+import { kaggleConfigDir, kaggleCredentialSource, kaggleJsonPath } from "../lib/data/kaggle-credentials";
 import {
   CELEBA_DATASET,
   byteUnit,
@@ -20,7 +20,7 @@ import {
   resolveKaggleCredentials,
   type DownloadProgress,
   type KaggleDownloadOptions,
-} from "../lib/kaggle-download";
+} from "../lib/data/kaggle-download";
 import { startFakeKaggle, type FakeKaggle, type FakeKaggleOptions } from "./kaggle-server";
 
 // Distinctive credentials: none of these strings may appear in any message, output or file.

@@ -1,17 +1,17 @@
-// Fine-tuning's passes on ONNX Runtime (lib/native-train, lib/native-train-graph): the hand-written backward graph
-// against TF.js's gradients (lib/fast-gradients, themselves checked against TF.js's reference ones) for both presets,
+// Fine-tuning's passes on ONNX Runtime (lib/model/onnx/train, lib/model/onnx/train-graph): the hand-written backward graph
+// against TF.js's gradients (lib/kernels/fast-gradients, themselves checked against TF.js's reference ones) for both presets,
 // whole batches and chunks, odd batch and image sizes (stride-2 layers with and without output padding); the running
 // statistics; memory across steps; and the choice of engine.
 
 import { beforeAll, describe, expect, it } from "vitest";
-import { Adam } from "../lib/adam";
-import { initBackend, tf } from "../lib/backend";
-import { applyOverrides, defaultConfig } from "../lib/config";
-import { batchGradients, chooseTrainEngine, contrastiveTargets, nativeBatchGradients, trainStep, type LossSettings } from "../lib/finetune";
-import { createNativeTrainer, type NativeTrainer } from "../lib/native-train";
-import { resnet18TrainGraph, trainBatchNorms, trainParameterInputs } from "../lib/native-train-graph";
-import { loadOnnxRuntime, type OrtLoad } from "../lib/onnx-embed";
-import { createResNet18, type ResNet18 } from "../lib/resnet18";
+import { Adam } from "../lib/model/adam";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { applyOverrides, defaultConfig } from "../lib/run/config";
+import { batchGradients, chooseTrainEngine, contrastiveTargets, nativeBatchGradients, trainStep, type LossSettings } from "../lib/model/finetune";
+import { createNativeTrainer, type NativeTrainer } from "../lib/model/onnx/train";
+import { resnet18TrainGraph, trainBatchNorms, trainParameterInputs } from "../lib/model/onnx/train-graph";
+import { loadOnnxRuntime, type OrtLoad } from "../lib/embed/onnx-embed";
+import { createResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbs } from "./numeric-helpers";
 
 const ort = loadOnnxRuntime();

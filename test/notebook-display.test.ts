@@ -20,7 +20,7 @@ import {
   showPng,
   showText,
   type DisplayDataContent,
-} from "../lib/notebook-display";
+} from "../lib/display/notebook-display";
 
 interface Sent {
   content: DisplayDataContent;

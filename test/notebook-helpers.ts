@@ -3,8 +3,8 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { findJupyterPython, jupyterEnv, KERNEL_NAME, writeKernelSpec } from "../lib/jupyter";
-import { projectRoot } from "../lib/paths";
+import { findJupyterPython, jupyterEnv, KERNEL_NAME, writeKernelSpec } from "../lib/run/jupyter";
+import { projectRoot } from "../lib/run/paths";
 
 export interface NotebookOutput {
   readonly output_type: "stream" | "display_data" | "execute_result" | "error";

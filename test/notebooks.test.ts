@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { basename, join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { projectRoot, runDir } from "../lib/paths";
+import { projectRoot, runDir } from "../lib/run/paths";
 import { executeNotebook, joinText, jupyterPython, notebookJson, outputsOf, readNotebook, streamText } from "./notebook-helpers";
 
 const run = `test-nb-${process.pid}`;
@@ -19,9 +19,9 @@ afterAll(() => {
 describe("notebooks under real Jupyter", () => {
   it("every lib module and every runtime dependency imports cleanly in a tslab cell", () => {
     mkdirSync(scratch, { recursive: true });
-    const modules = readdirSync(join(projectRoot(), "lib"))
+    const modules = readdirSync(join(projectRoot(), "lib"), { recursive: true, encoding: "utf8" })
       .filter((f) => f.endsWith(".ts"))
-      .map((f) => basename(f, ".ts"));
+      .map((f) => f.slice(0, -".ts".length));
     const cells = [
       modules.map((m, i) => `import * as m${i} from "./lib/${m}";`).join("\n") +
         `\nconsole.log("LIB " + [${modules.map((_, i) => `Object.keys(m${i}).length`).join(", ")}].every((n) => n > 0));`,
@@ -51,13 +51,13 @@ describe("notebooks under real Jupyter", () => {
     const source = join(scratch, "display.ipynb");
     writeFileSync(source, notebookJson([
       [
-        `import { showFigure } from "./lib/figures";`,
+        `import { showFigure } from "./lib/display/figures";`,
         `await showFigure({ data: [{ type: "histogram", x: [1, 2, 2, 3, 3, 3], xbins: { start: 0.5, end: 7.5, size: 1 }, name: "sparse" }],`,
         `  layout: { title: "Ratings", xaxis: { title: "rating" }, yaxis: { title: "count" } } });`,
       ].join("\n"),
-      `import { showTable } from "./lib/html-table";\nshowTable({ mean: { sparse: 4.4375, dense: 3.25 } }, { caption: "Means" });`,
+      `import { showTable } from "./lib/display/html-table";\nshowTable({ mean: { sparse: 4.4375, dense: 3.25 } }, { caption: "Means" });`,
       [
-        `import { ProgressBar } from "./lib/progress";`,
+        `import { ProgressBar } from "./lib/display/progress";`,
         `const bar = new ProgressBar({ total: 5, desc: "Training", minInterval: 0 });`,
         `for (let i = 0; i < 5; i++) { await new Promise((r) => setTimeout(r, 20)); bar.update(1, { loss: 1 / (i + 1) }); }`,
         `bar.close();`,

@@ -12,7 +12,7 @@ import {
   readNpyHeader,
   readNpyRows,
   writeNpy,
-} from "../lib/npy";
+} from "../lib/formats/npy";
 
 // Files made by numpy 1.24 with test/fixtures/npy/make.py.
 const fixtures = fileURLToPath(new URL("./fixtures/npy/", import.meta.url));

@@ -4,14 +4,14 @@
 
 import { existsSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/config";
-import { loadImages, openRunDataset, prepareDataset } from "../lib/datasets";
-import { createEmbedder, describeEmbedResult, embedBatch, embedDataset, embedImages, onnxModelPath, readFaceVectors } from "../lib/embed";
-import { finetunedModelPath } from "../lib/finetune";
-import { chooseEmbedEngine, describeEmbedEngine, loadOnnxRuntime, type OrtLoad, type OrtModule } from "../lib/onnx-embed";
-import { runDir } from "../lib/paths";
-import { createResNet18, saveResNet18, type ResNet18 } from "../lib/resnet18";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/run/config";
+import { loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
+import { createEmbedder, describeEmbedResult, embedBatch, embedDataset, embedImages, onnxModelPath, readFaceVectors } from "../lib/embed/embed";
+import { finetunedModelPath } from "../lib/model/finetune";
+import { chooseEmbedEngine, describeEmbedEngine, loadOnnxRuntime, type OrtLoad, type OrtModule } from "../lib/embed/onnx-embed";
+import { runDir } from "../lib/run/paths";
+import { createResNet18, saveResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbsDiff } from "./numeric-helpers";
 
 const notInstalled = (): OrtLoad => ({ ok: false, reason: "onnxruntime-node is not installed" });

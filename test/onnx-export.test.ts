@@ -3,11 +3,11 @@
 // with non-trivial BatchNorm statistics, at batch 1 and 3, 64×64 and 45×45, both presets.
 
 import { beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import type { Preset } from "../lib/config";
-import { embedBatch } from "../lib/embed";
-import type { ImageBatch } from "../lib/image-loader";
-import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/onnx-embed";
+import { initBackend, tf } from "../lib/kernels/backend";
+import type { Preset } from "../lib/run/config";
+import { embedBatch } from "../lib/embed/embed";
+import type { ImageBatch } from "../lib/data/image-loader";
+import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/embed/onnx-embed";
 import {
   bytesField,
   convWindows,
@@ -25,8 +25,8 @@ import {
   windowMatrix,
   windowProductsPay,
   type OnnxGraph,
-} from "../lib/onnx-export";
-import { createResNet18, resnet18StateDictLayout, type ResNet18 } from "../lib/resnet18";
+} from "../lib/model/onnx/export";
+import { createResNet18, resnet18StateDictLayout, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");

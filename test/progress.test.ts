@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { setDisplayWriter, type DisplayDataContent } from "../lib/notebook-display";
+import { setDisplayWriter, type DisplayDataContent } from "../lib/display/notebook-display";
 import {
   ProgressBar,
   formatBar,
@@ -8,7 +8,7 @@ import {
   formatProgressLine,
   trackProgress,
   type ProgressOptions,
-} from "../lib/progress";
+} from "../lib/display/progress";
 
 /** A manual clock (ms) and a stream that records writes. */
 function harness(isTTY = false, columns?: number) {

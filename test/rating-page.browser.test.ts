@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { blindTestPaths, BlindSession, type FeatureKind } from "../lib/blind-test";
-import { setDisplayWriter } from "../lib/notebook-display";
-import { rateInNotebook, startRatingServer } from "../lib/rating-server";
+import { blindTestPaths, BlindSession, type FeatureKind } from "../lib/blind-test/session";
+import { setDisplayWriter } from "../lib/display/notebook-display";
+import { rateInNotebook, startRatingServer } from "../lib/blind-test/rating-server";
 
 const scratch = mkdtempSync(join(tmpdir(), "rating-page-"));
 let browser: Browser;

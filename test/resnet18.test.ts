@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
-import { initBackend, tf } from "../lib/backend";
-import { createResNet18, loadResNet18, resnet18StateDictLayout, saveResNet18, type ResNet18 } from "../lib/resnet18";
-import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsTensor } from "../lib/safetensors";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { createResNet18, loadResNet18, resnet18StateDictLayout, saveResNet18, type ResNet18 } from "../lib/model/resnet18";
+import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsTensor } from "../lib/formats/safetensors";
 
 const FIXTURES = join("test", "fixtures", "resnet18");
 const NARROW = join(FIXTURES, "narrow.safetensors");

@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import { readNpy, writeNpy } from "../lib/npy";
-import { createSae, presetTraining, type SaeModel } from "../lib/sae";
-import { readFaceVectorsFile } from "../lib/embed";
-import { DENSE_FEATURES_FILE, extractFeatures, loadFeatureStats, saveFeatureStats } from "../lib/sae-features";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { readNpy, writeNpy } from "../lib/formats/npy";
+import { createSae, presetTraining, type SaeModel } from "../lib/sae/sae";
+import { readFaceVectorsFile } from "../lib/embed/embed";
+import { DENSE_FEATURES_FILE, extractFeatures, loadFeatureStats, saveFeatureStats } from "../lib/sae/features";
 
 const dir = mkdtempSync(join(tmpdir(), "sae-features-test-"));
 beforeAll(async () => {

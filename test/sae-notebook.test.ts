@@ -5,12 +5,12 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/config";
-import { readNpy, writeNpy } from "../lib/npy";
-import { projectRoot, runDir } from "../lib/paths";
-import { loadSae } from "../lib/sae";
-import { loadFeatureStats } from "../lib/sae-features";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/run/config";
+import { readNpy, writeNpy } from "../lib/formats/npy";
+import { projectRoot, runDir } from "../lib/run/paths";
+import { loadSae } from "../lib/sae/sae";
+import { loadFeatureStats } from "../lib/sae/features";
 import { joinText, outputsOf, readNotebook, streamText } from "./notebook-helpers";
 
 const run = `test-sae-${process.pid}`;

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { maxAbsDiff } from "./numeric-helpers";
-import { initBackend, tf } from "../lib/backend";
-import { activeMask, createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae";
-import { parseSweep, saeGradients, saeOptimizer, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae-train";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { activeMask, createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae/sae";
+import { parseSweep, saeGradients, saeOptimizer, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae/train";
 
 beforeAll(async () => {
   await initBackend();

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import { applyOverrides, defaultConfig } from "../lib/config";
-import { createRunSae, createSae, loadSae, loadSaeModel, presetTraining, resolveSaeTraining, saveSae, SAE_META_FILE, SAE_WEIGHTS_FILE, type SaeModel } from "../lib/sae";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { applyOverrides, defaultConfig } from "../lib/run/config";
+import { createRunSae, createSae, loadSae, loadSaeModel, presetTraining, resolveSaeTraining, saveSae, SAE_META_FILE, SAE_WEIGHTS_FILE, type SaeModel } from "../lib/sae/sae";
 
 const dir = mkdtempSync(join(tmpdir(), "sae-test-"));
 

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeSafetensors, parseSafetensors, readSafetensors, readSafetensorsFile, toFloat32, writeSafetensors, type SafetensorsTensor } from "../lib/safetensors";
+import { encodeSafetensors, parseSafetensors, readSafetensors, readSafetensorsFile, toFloat32, writeSafetensors, type SafetensorsTensor } from "../lib/formats/safetensors";
 
 const FIXTURES = join("test", "fixtures", "resnet18");
 let dir: string;

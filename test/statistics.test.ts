@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { projectRoot } from "../lib/paths";
+import { projectRoot } from "../lib/run/paths";
 import {
   bootstrapMeanDifference,
   cohensD,
@@ -21,7 +21,7 @@ import {
   tTestFromStats,
   tTestInd,
   welchTTest,
-} from "../lib/statistics";
+} from "../lib/util/statistics";
 
 interface Pair { statistic: number; pvalue: number }
 interface Dataset {

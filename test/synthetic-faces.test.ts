@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attributeColumn, parseAttributeTxt, parseIdentityTxt } from "../lib/celeba-metadata";
+import { attributeColumn, parseAttributeTxt, parseIdentityTxt } from "../lib/data/celeba-metadata";
 import {
   type FaceSpec, SYNTHETIC_ATTRIBUTES, SYNTHETIC_ATTRIBUTE_NAMES, SYNTHETIC_FACTORS, SyntheticDatasetMismatchError,
   faceLandmarks, faceToImage, generateSyntheticFaces, parseSyntheticFactorsCsv, renderFaceJpeg, renderFaceSvg, syntheticAttributeValues,
   syntheticFaceSpec, syntheticFaceSpecs, syntheticFactorColumn, syntheticIdentityOf,
-} from "../lib/synthetic-faces";
+} from "../lib/data/synthetic/faces";
 
 // CelebA's 40 attribute names, so our CelebA-named columns can be checked against the real list.
 const CELEBA_NAMES = "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young".split(" ");

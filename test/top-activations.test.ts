@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend, tf } from "../lib/backend";
-import type { AttributeTable } from "../lib/celeba-metadata";
-import { columnCorrelations, FeatureStatisticsAccumulator, rotate180Nhwc, scanActivations, summaryTable } from "../lib/feature-cards";
-import { writeNpy } from "../lib/npy";
-import { Rng } from "../lib/synthetic-faces-random";
-import { activationBatches, normalizeRows, TopKTracker, type ActivationBatch, type FeatureEncoder } from "../lib/top-activations";
+import { initBackend, tf } from "../lib/kernels/backend";
+import type { AttributeTable } from "../lib/data/celeba-metadata";
+import { columnCorrelations, FeatureStatisticsAccumulator, rotate180Nhwc, scanActivations, summaryTable } from "../lib/inspect/feature-cards";
+import { writeNpy } from "../lib/formats/npy";
+import { Rng } from "../lib/util/random";
+import { activationBatches, normalizeRows, TopKTracker, type ActivationBatch, type FeatureEncoder } from "../lib/inspect/top-activations";
 
 const scratch = mkdtempSync(join(tmpdir(), "top-activations-"));
 beforeAll(async () => {
@@ -84,7 +84,7 @@ describe("activation batches", () => {
     const expected = normalizeRows(vectors.slice(), d);
     expect(Array.from(dense[1].data.slice(0, d))).toEqual(Array.from(expected.slice(16 * d, 17 * d)));
 
-    // A stand-in encoder (ReLU of a fixed projection to 12 features), as lib/sae.ts's SAE would be used.
+    // A stand-in encoder (ReLU of a fixed projection to 12 features), as lib/sae/sae.ts's SAE would be used.
     const weights = tf.tensor2d(randomMatrix(d, 12, 3), [d, 12]);
     const encoder: FeatureEncoder = { encode: (x) => tf.relu(tf.matMul(x, weights)) as tf.Tensor2D };
     const before = tf.memory().numTensors;

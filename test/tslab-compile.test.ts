@@ -11,7 +11,7 @@ import { expect, it } from "vitest";
 it("every lib module compiles under tslab's TypeScript and options", () => {
   const out = mkdtempSync(join(tmpdir(), "tslab-tsc-"));
   try {
-    const files = readdirSync("lib").filter((f) => f.endsWith(".ts")).map((f) => `lib/${f}`);
+    const files = readdirSync("lib", { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => `lib/${f}`);
     const args = ["--target", "ES2022", "--lib", "es2022", "--module", "ESNext", "--moduleResolution", "node"];
     args.push("--esModuleInterop", "--declaration", "--emitDeclarationOnly", "--skipLibCheck", "--types", "node");
     const tsc = join("node_modules", "@tslab", "typescript-for-tslab", "lib", "tsc.js");

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp, { type JpegOptions } from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BadImageError, decodeRgb } from "../lib/image-loader";
-import { isJpeg, jpegDecoder, loadTurboJpeg, parseJpegDecoderChoice, type TurboJpeg } from "../lib/turbojpeg";
+import { BadImageError, decodeRgb } from "../lib/data/image-loader";
+import { isJpeg, jpegDecoder, loadTurboJpeg, parseJpegDecoderChoice, type TurboJpeg } from "../lib/kernels/turbojpeg";
 
 /** A noisy RGB image (JPEG blocks with real detail), deterministic. */
 function noise(width: number, height: number, seed: number): Buffer {
@@ -23,7 +23,7 @@ let turbo: TurboJpeg;
 let dir: string;
 beforeAll(async () => {
   const loaded = loadTurboJpeg();
-  // npm test's setup installs libturbojpeg (lib/setup); without it this is the error to see, not a skip.
+  // npm test's setup installs libturbojpeg (lib/run/setup); without it this is the error to see, not a skip.
   if (loaded.ok === false) throw new Error(loaded.reason);
   turbo = loaded.turbo;
   dir = await mkdtemp(join(tmpdir(), "turbojpeg-test-"));

@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { MAX_WASM_THREADS, nodeWorkerScript, WASM_THREADS_ENV, wasmThreadsWanted } from "../lib/wasm-threads";
+import { MAX_WASM_THREADS, nodeWorkerScript, WASM_THREADS_ENV, wasmThreadsWanted } from "../lib/kernels/wasm-threads";
 
 describe("wasmThreadsWanted", () => {
   it("is one thread per core, at most the prespawned workers, unless the environment says", () => {
@@ -43,7 +43,7 @@ describe("the wasm backend in a fresh process", () => {
   const probe = (env: Record<string, string>): { threads: number; details: string; sum: number } => {
     const script = join(mkdtempSync(join(tmpdir(), "wasm-threads-")), "probe.mts");
     writeFileSync(script, [
-      `import { initBackend, tf } from ${JSON.stringify(resolve("lib/backend.ts"))};`,
+      `import { initBackend, tf } from ${JSON.stringify(resolve("lib/kernels/backend.ts"))};`,
       `const r = await initBackend("wasm");`,
       `const x = tf.tensor4d(Array.from({ length: 2 * 9 * 9 * 8 }, (_, i) => Math.sin(i)), [2, 9, 9, 8]);`,
       `const w = tf.tensor4d(Array.from({ length: 3 * 3 * 8 * 16 }, (_, i) => Math.cos(i)), [3, 3, 8, 16]);`,
@@ -72,7 +72,7 @@ describe("the wasm backend in a fresh process", () => {
     // A temporary folder that is a file: the worker script cannot be written (set after tsx has started).
     writeFileSync(script, [
       `process.env.TMPDIR = ${JSON.stringify(script)};`,
-      `const { initBackend, describeBackend } = await import(${JSON.stringify(resolve("lib/backend.ts"))});`,
+      `const { initBackend, describeBackend } = await import(${JSON.stringify(resolve("lib/kernels/backend.ts"))});`,
       `console.log(describeBackend(await initBackend("wasm")));`,
     ].join("\n"));
     const out = spawnSync("npx", ["tsx", script], { encoding: "utf8", timeout: 60_000, env: { ...process.env, [WASM_THREADS_ENV]: "2" } });
@@ -83,7 +83,7 @@ describe("the wasm backend in a fresh process", () => {
 
   it("a bad thread count is an error naming the variable", () => {
     const script = join(mkdtempSync(join(tmpdir(), "wasm-threads-")), "probe.mts");
-    writeFileSync(script, `import { initBackend } from ${JSON.stringify(resolve("lib/backend.ts"))};\nawait initBackend("wasm");\n`);
+    writeFileSync(script, `import { initBackend } from ${JSON.stringify(resolve("lib/kernels/backend.ts"))};\nawait initBackend("wasm");\n`);
     const out = spawnSync("npx", ["tsx", script], { encoding: "utf8", timeout: 60_000, env: { ...process.env, [WASM_THREADS_ENV]: "zero" } });
     expect(out.status).not.toBe(0);
     expect(out.stderr).toMatch(/CELEBA_SAE_WASM_THREADS="zero" is not a thread count/);

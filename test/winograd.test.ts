@@ -1,15 +1,15 @@
-// Winograd F(2×2, 3×3) convolutions (lib/winograd) against TF.js's direct convolution on random shapes: odd and
+// Winograd F(2×2, 3×3) convolutions (lib/kernels/winograd) against TF.js's direct convolution on random shapes: odd and
 // even sizes, batch 1, 1×1 maps, with and without the residual and the ReLU; the ResNet18 eval path that uses them
 // against PyTorch's outputs (narrow golden model) and against itself with Winograd off; the folded-BatchNorm cache
 // following weight changes.
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
-import { initBackend, tf } from "../lib/backend";
-import { withDerivedFilterCache } from "../lib/fast-gradients";
-import { createResNet18, loadResNet18 } from "../lib/resnet18";
-import { readSafetensors, toFloat32 } from "../lib/safetensors";
-import { WINOGRAD_ENV, winogradAvailable, winogradConv3x3, winogradFilter, winogradPays } from "../lib/winograd";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { withDerivedFilterCache } from "../lib/kernels/fast-gradients";
+import { createResNet18, loadResNet18 } from "../lib/model/resnet18";
+import { readSafetensors, toFloat32 } from "../lib/formats/safetensors";
+import { WINOGRAD_ENV, winogradAvailable, winogradConv3x3, winogradFilter, winogradPays } from "../lib/kernels/winograd";
 
 beforeAll(async () => {
   await initBackend();

@@ -15,7 +15,7 @@ import {
   ZipError,
   type ExtractOptions,
   type ExtractProgress,
-} from "../lib/zip-extract";
+} from "../lib/data/zip-extract";
 import { buildZip, writeZipFile, type ZipWriterEntry } from "./zip-writer";
 
 let dir: string;

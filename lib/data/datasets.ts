@@ -1,0 +1,200 @@
+// Which images a run uses, made ready on disk: the embedded synthetic faces (generated), Kaggle's CelebA
+// (downloaded to data/celeba-dataset.zip and unzipped into data/celeba, or unzipped there by hand), or a folder
+// the user names.
+// The choice is recorded in runs/<run>/dataset.json so every later notebook opens exactly the same images.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { datasetFolder, type RunConfig } from "../run/config";
+import { checkCelebAImages, describeCelebALayout, detectCelebALayout } from "./celeba-layout";
+import { CELEBA_IMAGE_FOLDER, openImageDataset, type ImageDataset } from "./image-dataset";
+import { createImageLoader, type ImageBatch } from "./image-loader";
+import { credentialsHelp, KaggleError, kaggleCredentialSource, kaggleJsonPath } from "./kaggle-credentials";
+import { CELEBA_DATASET, downloadKaggleDataset, kaggleArchivePath } from "./kaggle-download";
+import { dataDir, displayPath, displayText, projectRoot, runDir } from "../run/paths";
+import { ProgressBar } from "../display/progress";
+import { generateSyntheticFaces } from "./synthetic/faces";
+import { EXTRACTION_MARKER, extractZip } from "./zip-extract";
+import { SYNTHETIC_ATTRIBUTES } from "./synthetic/attributes";
+import type { Row } from "../display/html-table";
+
+export type DatasetKind = "synthetic" | "celeba" | "folder";
+
+/** What prepareDataset decided, and why, in words for the notebook. */
+export interface PreparedDataset {
+  readonly kind: DatasetKind;
+  readonly folder: string;
+  readonly note: string;
+}
+
+/** Where the Kaggle archive is kept (as the post's `CelebA/celeba-dataset.zip`): data/celeba-dataset.zip. */
+export function celebaArchivePath(): string {
+  return kaggleArchivePath(dataDir(), CELEBA_DATASET);
+}
+
+/**
+ * True when data/celeba holds a finished CelebA: images in CelebA's layout, and no downloaded archive whose
+ * extraction is unfinished (a folder unzipped by hand, with no archive beside it, counts as finished).
+ */
+function celebaReady(folder: string): boolean {
+  if (!existsSync(join(folder, CELEBA_IMAGE_FOLDER))) return false;
+  return !existsSync(celebaArchivePath()) || existsSync(join(folder, EXTRACTION_MARKER));
+}
+
+/** Decides which dataset the run uses (without touching the disk). */
+export function resolveDataset(config: RunConfig, credentials = kaggleCredentialSource()): PreparedDataset {
+  const celebaFolder = datasetFolder(config, "celeba");
+  const synthetic: PreparedDataset = { kind: "synthetic", folder: datasetFolder(config, "synthetic"), note: "" };
+  const celeba = (how: string): PreparedDataset => ({ kind: "celeba", folder: celebaFolder, note: `CelebA (${CELEBA_DATASET}), ${how}.` });
+  const have = celebaReady(celebaFolder)
+    ? `found in ${displayPath(celebaFolder)}`
+    : existsSync(celebaArchivePath())
+      ? `unzipped from ${displayPath(celebaArchivePath())}`
+      : undefined;
+  switch (config.dataset) {
+    case "synthetic":
+      return { ...synthetic, note: "Synthetic faces, as asked (dataset=synthetic)." };
+    case "celeba":
+      if (have !== undefined) return celeba(have);
+      if (credentials === undefined) {
+        throw new KaggleError(
+          "missing-credentials",
+          `dataset=celeba needs Kaggle credentials to download ${CELEBA_DATASET}. ${credentialsHelp(kaggleJsonPath())} ` +
+            `Or unzip the archive into ${displayPath(celebaFolder)} by hand, or use --set dataset=synthetic.`,
+        );
+      }
+      return celeba(`downloaded with the Kaggle credentials from ${credentials}`);
+    case "auto":
+      if (have !== undefined) return celeba(have);
+      if (credentials !== undefined) return celeba(`downloaded with the Kaggle credentials from ${credentials} (dataset=auto)`);
+      return { ...synthetic, note: "No Kaggle credentials are configured, so this run uses the embedded synthetic faces (no download)." };
+    default: {
+      const folder = datasetFolder(config, "path");
+      if (!existsSync(folder)) throw new Error(`dataset=${config.dataset}: the folder ${folder} does not exist. Give a folder of images in CelebA's layout, or use --set dataset=synthetic.`);
+      return { kind: "folder", folder, note: `Images from ${displayPath(folder)}.` };
+    }
+  }
+}
+
+/** Generates the synthetic faces (skipped when already complete), with a progress bar. */
+async function prepareSynthetic(config: RunConfig, folder: string): Promise<void> {
+  const s = config.synthetic;
+  const bar = new ProgressBar({ total: s.count, desc: "Generating synthetic faces", unit: "img" });
+  let shown = 0;
+  try {
+    await generateSyntheticFaces({
+      outDir: folder,
+      count: s.count,
+      identities: s.identities,
+      seed: s.seed,
+      onProgress: (done) => {
+        bar.update(done - shown);
+        shown = done;
+      },
+    });
+  } finally {
+    bar.close();
+  }
+}
+
+/**
+ * Downloads Kaggle's CelebA zip into data/ (resuming an interrupted download) and unzips it into data/celeba
+ * (finishing an interrupted extraction); both steps are skipped when already complete, as the post's
+ * `kaggle datasets download` + `unzip` would be re-run by hand.
+ */
+async function prepareCelebA(folder: string): Promise<void> {
+  if (celebaReady(folder)) return;
+  const archive = celebaArchivePath();
+  if (!existsSync(archive)) await downloadKaggleDataset({ dataset: CELEBA_DATASET, destDir: dirname(archive) });
+  await extractZip(archive, folder);
+}
+
+/** What a CelebA folder holds and lacks, and how many images cannot be read, as lines for the notebook. */
+export async function describeCelebAFolder(folder: string): Promise<string[]> {
+  const layout = await detectCelebALayout(folder);
+  const lines = describeCelebALayout(layout).map(displayText);
+  if (layout.kind === "none") return lines;
+  const check = await checkCelebAImages(layout);
+  lines.push(
+    check.unreadable.length === 0
+      ? `All ${check.checked} images have readable JPEG headers.`
+      : `${check.unreadable.length} of ${check.checked} images are unreadable (first: ${check.unreadable.slice(0, 3).map((f) => displayPath(f)).join(", ")}); ` +
+          `with onBadImage=skip they are left out, with onBadImage=error (the default) a run stops at the first one.`,
+  );
+  return lines;
+}
+
+/** The run's record of its dataset. */
+export function datasetRecordPath(run: string): string {
+  return join(runDir(run), "dataset.json");
+}
+
+/**
+ * Makes the run's dataset ready — generates the synthetic faces, or downloads and unzips CelebA (each skipped when
+ * already complete) — checks that the folder lists images, and records the choice in runs/<run>/dataset.json.
+ */
+export async function prepareDataset(config: RunConfig): Promise<PreparedDataset> {
+  const prepared = resolveDataset(config);
+  if (prepared.kind === "synthetic") await prepareSynthetic(config, prepared.folder);
+  if (prepared.kind === "celeba") await prepareCelebA(prepared.folder);
+  const dataset = await openImageDataset(prepared.folder, { limit: config.limit ?? undefined, skipMetadata: true });
+  mkdirSync(runDir(config.run), { recursive: true });
+  const record = { ...prepared, folder: displayPath(prepared.folder), images: dataset.count };
+  const path = datasetRecordPath(config.run);
+  writeFileSync(`${path}.tmp`, JSON.stringify(record, null, 2) + "\n");
+  renameSync(`${path}.tmp`, path);
+  return prepared;
+}
+
+/** Opens the run's dataset as notebook 01 recorded it (with its attribute and identity tables). */
+export async function openRunDataset(config: RunConfig): Promise<ImageDataset> {
+  const path = datasetRecordPath(config.run);
+  if (!existsSync(path)) {
+    throw new Error(`${path} does not exist: run notebook 01-download first (npm run notebooks -- --run ${config.run} --only 01).`);
+  }
+  const record = JSON.parse(readFileSync(path, "utf8")) as PreparedDataset;
+  return openImageDataset(resolve(projectRoot(), record.folder), { limit: config.limit ?? undefined });
+}
+
+/** Decodes the images at `indices` as the run does (size and resize mode from the config), as one NHWC batch. */
+export async function loadImages(dataset: ImageDataset, indices: readonly number[], config: RunConfig): Promise<ImageBatch> {
+  const loader = createImageLoader(dataset.paths, {
+    size: config.imageSize,
+    mode: config.resize,
+    batchSize: Math.max(1, indices.length),
+    onBadImage: config.onBadImage,
+  });
+  try {
+    for await (const batch of loader.batches({ order: indices })) return batch;
+  } finally {
+    await loader.close();
+  }
+  throw new Error(`none of the ${indices.length} images asked for could be decoded (${loader.stats.badImages.map((b) => b.file).join(", ")})`);
+}
+
+/** One row per attribute: how many images have it and what fraction that is (and its meaning, for synthetic ones). */
+export function attributeSummary(dataset: ImageDataset): Record<string, Row> {
+  const table = dataset.attributes;
+  if (table === null) return {};
+  const described = new Map(SYNTHETIC_ATTRIBUTES.map((a) => [a.name, a.description]));
+  const rows: Record<string, Row> = {};
+  table.names.forEach((name, j) => {
+    let positive = 0;
+    for (let i = 0; i < table.files.length; i++) if (table.values[i * table.names.length + j] > 0) positive++;
+    rows[name] = {
+      images: positive,
+      fraction: table.files.length ? positive / table.files.length : 0,
+      ...(described.has(name) ? { meaning: described.get(name) } : {}),
+    };
+  });
+  return rows;
+}
+
+/** The dataset indices showing the same person as image `index`, in listing order, or [] without identities. */
+export function imagesOfSamePerson(dataset: ImageDataset, index: number): number[] {
+  const ids = dataset.identities?.ids;
+  if (ids === undefined || index < 0 || index >= ids.length) return [];
+  const out: number[] = [];
+  for (let i = 0; i < ids.length; i++) if (ids[i] === ids[index]) out.push(i);
+  return out;
+}

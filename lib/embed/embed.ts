@@ -1,0 +1,329 @@
+// Embedding every face (notebook 03): the fine-tuned ResNet18 in eval mode over the images in listing order — the
+// post's "Notably, we *DO NOT SHUFFLE*!" — into runs/<run>/face_vectors.npy (N × 512 float32, numpy-readable) and
+// runs/<run>/face_vectors.files.txt (the dataset-relative file of each row).
+//
+// Who computes the vectors is the run config's `embed.engine` (lib/embed/onnx-embed): onnxruntime-node when it is installed
+// (the model exported to ONNX, also written to runs/<run>/resnet18.onnx), else TF.js; both give the same vectors.
+//
+// Resumable: rows are written in parts (runs/<run>/face_vectors.parts/part-000000.npy + .txt, each atomic); an
+// interrupted run keeps its finished parts and embeds only the rest. The parts are joined into face_vectors.npy at
+// the end and removed. A finished embedding of the same model and settings is not computed again.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tf, tidyValues } from "../kernels/backend";
+import type { EmbedEngineChoice, Preset, RunConfig } from "../run/config";
+import { openRunDataset } from "../data/datasets";
+import { finetunedModelPath, imageCachePath, preprocess } from "../model/finetune";
+import type { ImageDataset } from "../data/image-dataset";
+import { createImageLoader, type ImageBatch } from "../data/image-loader";
+import { createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "../formats/npy";
+import { chooseEmbedEngine, createOnnxEmbedder, describeEmbedEngine, loadOnnxRuntime, type Embedder, type OrtLoad } from "./onnx-embed";
+import { displayPath, runDir } from "../run/paths";
+import { ProgressBar, type ProgressMode } from "../display/progress";
+import { loadResNet18, type ResNet18 } from "../model/resnet18";
+import { checkFiniteRows } from "../sae/sae";
+
+export function faceVectorsPath(run: string): string {
+  return join(runDir(run), "face_vectors.npy");
+}
+
+export function faceVectorsFilesPath(run: string): string {
+  return join(runDir(run), "face_vectors.files.txt");
+}
+
+/** What an embedding depends on: the same key, the same vectors. */
+interface EmbedKey {
+  readonly model: string;
+  readonly modelBytes: number;
+  readonly modelModified: number;
+  readonly images: number;
+  readonly filesHead: string;
+  readonly imageSize: number;
+  readonly resize: Preset;
+  readonly preset: Preset;
+}
+
+/** The model's embeddings of a batch (eval mode: BatchNorm's running statistics), preprocessed as in training. */
+export function embedBatch(model: ResNet18, batch: ImageBatch, preset: Preset): Float32Array {
+  return tidyValues(() => model.apply(preprocess(tf.tensor4d(batch.data, batch.shape), preset), false));
+}
+
+export interface EmbedderOptions {
+  /** Where the ONNX export is also written (ONNX Runtime only). */
+  readonly onnxPath?: string;
+  /** The side of the square images to embed (ONNX Runtime fixes its graph to it: see createOnnxEmbedder). */
+  readonly imageSize?: number;
+  /** Replaces loading onnxruntime-node (tests). */
+  readonly loadOnnxRuntime?: () => OrtLoad;
+}
+
+/**
+ * The embedder `choice` asks for (config `embed.engine`): ONNX Runtime running the exported model where
+ * onnxruntime-node loads ("auto", "onnxruntime"), else TF.js running `embedBatch`. A forced "onnxruntime" that does
+ * not load is an error naming the fix. Close it after use; the model stays the caller's.
+ */
+export async function createEmbedder(model: ResNet18, preset: Preset, choice: EmbedEngineChoice, options: EmbedderOptions = {}): Promise<Embedder> {
+  const engine = chooseEmbedEngine(choice, options.loadOnnxRuntime ?? (() => loadOnnxRuntime()));
+  let why = engine.name === "tfjs" ? engine.why : "";
+  if (engine.name === "onnxruntime") {
+    try {
+      return await createOnnxEmbedder(model, preset, engine, { savePath: options.onnxPath, imageSize: options.imageSize });
+    } catch (error) {
+      if (choice === "onnxruntime") throw error;
+      why = `onnxruntime-node ${engine.version} could not run the model (${(error instanceof Error ? error.message : String(error)).split("\n")[0]})`;
+    }
+  }
+  const description = describeEmbedEngine({ name: "tfjs", why }, tf.getBackend());
+  return {
+    engine: "tfjs",
+    description,
+    embed: (batch) => Promise.resolve(embedBatch(model, batch, preset)),
+    close: () => Promise.resolve(),
+  };
+}
+
+export interface EmbedImagesOptions {
+  readonly batchSize: number;
+  readonly preset: Preset;
+  readonly progress?: ProgressMode;
+  readonly desc?: string;
+  /** Replaces loading onnxruntime-node (tests). */
+  readonly loadOnnxRuntime?: () => OrtLoad;
+}
+
+/** Embeddings of the dataset images at `indices` (rows in that order), e.g. a sample for the identity metrics, by the
+ *  engine of `config.embed.engine`. */
+export async function embedImages(model: ResNet18, dataset: ImageDataset, indices: readonly number[], config: RunConfig, options: EmbedImagesOptions): Promise<Float32Array> {
+  const embedder = await createEmbedder(model, options.preset, config.embed.engine, { imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });
+  const loader = createImageLoader(dataset.paths, {
+    size: config.imageSize, mode: config.resize, batchSize: options.batchSize, prefetch: config.prefetchBatches,
+    cache: imageCachePath(config, dataset), onBadImage: "error", reuseBatchMemory: true,
+  });
+  const out = new Float32Array(indices.length * model.embeddingSize);
+  const bar = new ProgressBar({ total: indices.length, desc: options.desc ?? "Embedding", unit: "img", mode: options.progress });
+  let row = 0;
+  try {
+    for await (const batch of loader.batches({ order: indices })) {
+      out.set(await embedder.embed(batch), row * model.embeddingSize);
+      row += batch.indices.length;
+      bar.update(batch.indices.length);
+    }
+  } finally {
+    bar.close();
+    await loader.close();
+    await embedder.close();
+  }
+  return out;
+}
+
+export interface EmbedResult {
+  readonly path: string;
+  readonly filesPath: string;
+  /** Rows written (images that could be read). */
+  readonly rows: number;
+  readonly dim: number;
+  /** Rows taken from an interrupted earlier run (or all of them when the embedding was already complete). */
+  readonly resumedRows: number;
+  /** Time and throughput of the images embedded by this call. */
+  readonly seconds: number;
+  readonly imagesPerSecond: number;
+  readonly alreadyDone: boolean;
+  readonly skippedImages: readonly string[];
+  /** Which engine embedded and why, e.g. "onnxruntime-node 1.30.0 (CPU, 2 threads)" (when already done: the one that did). */
+  readonly engine: string;
+  /** The model exported to ONNX (runs/<run>/resnet18.onnx) when ONNX Runtime embedded, else null. */
+  readonly onnxPath: string | null;
+}
+
+export interface EmbedOptions {
+  readonly progress?: ProgressMode;
+  /** Images per resumable part (default 16 batches). */
+  readonly partRows?: number;
+  /** Called after each finished part (tests stop a run here, as a kill would). */
+  readonly onPart?: (part: number) => void;
+  /** Replaces loading onnxruntime-node (tests). */
+  readonly loadOnnxRuntime?: () => OrtLoad;
+}
+
+export function onnxModelPath(run: string): string {
+  return join(runDir(run), "resnet18.onnx");
+}
+
+function embedKey(config: RunConfig, dataset: ImageDataset, modelPath: string): EmbedKey {
+  const stat = statSync(modelPath);
+  return {
+    model: displayPath(modelPath), modelBytes: stat.size, modelModified: stat.mtimeMs, images: dataset.count,
+    filesHead: dataset.files.slice(0, 3).join(",") + "…" + dataset.files.slice(-3).join(","),
+    imageSize: config.imageSize, resize: config.resize, preset: config.finetune.preset,
+  };
+}
+
+const sameKey = (a: unknown, b: EmbedKey): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+function writeTextAtomic(path: string, text: string): void {
+  const temp = temporaryPathFor(path);
+  writeFileSync(temp, text);
+  renameSync(temp, path);
+}
+
+const partName = (k: number): string => `part-${String(k).padStart(6, "0")}`;
+
+/**
+ * Embeds every image of the run's dataset with the fine-tuned model (runs/<run>/resnet18.safetensors) into
+ * face_vectors.npy + face_vectors.files.txt, resuming from finished parts.
+ */
+export async function embedDataset(config: RunConfig, options: EmbedOptions = {}): Promise<EmbedResult> {
+  const modelPath = finetunedModelPath(config.run);
+  if (!existsSync(modelPath)) {
+    throw new Error(`${displayPath(modelPath)} does not exist: run notebook 02-finetune first (npm run notebooks -- --run ${config.run} --only 02).`);
+  }
+  const dataset = await openRunDataset(config);
+  const key = embedKey(config, dataset, modelPath);
+  const path = faceVectorsPath(config.run);
+  const filesPath = faceVectorsFilesPath(config.run);
+  const record = join(runDir(config.run), "face_vectors.json");
+  const done = readJson(record) as { key: EmbedKey; rows: number; dim: number; skipped: string[]; engine?: string; onnx?: string | null } | null;
+  if (done !== null && sameKey(done.key, key) && existsSync(path) && existsSync(filesPath)) {
+    const onnx = typeof done.onnx === "string" && existsSync(done.onnx) ? done.onnx : null;
+    return {
+      path, filesPath, rows: done.rows, dim: done.dim, resumedRows: done.rows, seconds: 0, imagesPerSecond: 0, alreadyDone: true, skippedImages: done.skipped,
+      engine: done.engine ?? "not recorded", onnxPath: onnx,
+    };
+  }
+
+  const partRows = options.partRows ?? 16 * config.embed.batchSize;
+  const parts = join(runDir(config.run), "face_vectors.parts");
+  const stored = readJson(join(parts, "key.json")) as { key: EmbedKey; partRows: number } | null;
+  const resumable = stored !== null && sameKey(stored.key, key);
+  if (!resumable) {
+    rmSync(parts, { recursive: true, force: true });
+    mkdirSync(parts, { recursive: true });
+    writeTextAtomic(join(parts, "key.json"), JSON.stringify({ key, partRows }));
+  }
+  const storedPartRows = resumable ? stored.partRows : partRows;
+  const partCount = Math.ceil(dataset.count / storedPartRows);
+  const isDone = (k: number): boolean => existsSync(join(parts, `${partName(k)}.npy`)) && existsSync(join(parts, `${partName(k)}.txt`));
+  const rowsOf = (k: number): number => Math.min(dataset.count, (k + 1) * storedPartRows) - k * storedPartRows;
+
+  const model = await loadResNet18(modelPath);
+  const dim = model.embeddingSize;
+  let embedder: Embedder;
+  try {
+    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: onnxModelPath(config.run), imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  const onnxPath = embedder.engine === "onnxruntime" ? onnxModelPath(config.run) : null;
+  const loader = createImageLoader(dataset.paths, {
+    size: config.imageSize, mode: config.resize, batchSize: config.embed.batchSize, prefetch: config.prefetchBatches,
+    cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
+  });
+  let resumedRows = 0;
+  for (let k = 0; k < partCount; k++) if (isDone(k)) resumedRows += rowsOf(k);
+  const bar = new ProgressBar({ total: dataset.count, desc: "Generating output vectors...", unit: "img", mode: options.progress });
+  bar.update(resumedRows);
+  const started = performance.now();
+  let embedded = 0;
+  try {
+    for (let k = 0; k < partCount; k++) {
+      if (isDone(k)) continue;
+      const first = k * storedPartRows;
+      const order = Int32Array.from({ length: rowsOf(k) }, (_, i) => first + i);
+      const vectors = new Float32Array(order.length * dim);
+      const files: string[] = [];
+      for await (const batch of loader.batches({ order })) {
+        vectors.set(await embedder.embed(batch), files.length * dim);
+        for (const i of batch.indices) files.push(dataset.files[i]);
+        bar.update(batch.indices.length);
+      }
+      bar.update(order.length - files.length); // images left out (onBadImage=skip) still count as visited
+      embedded += files.length;
+      writeTextAtomic(join(parts, `${partName(k)}.txt`), files.map((f) => `${f}\n`).join(""));
+      await writeNpy(join(parts, `${partName(k)}.npy`), vectors.subarray(0, files.length * dim), [files.length, dim]);
+      options.onPart?.(k);
+    }
+  } finally {
+    bar.close();
+    await loader.close();
+    await embedder.close();
+    model.dispose();
+  }
+  const seconds = (performance.now() - started) / 1000;
+
+  // join the parts
+  let rows = 0;
+  const allFiles: string[] = [];
+  for (let k = 0; k < partCount; k++) {
+    const text = readFileSync(join(parts, `${partName(k)}.txt`), "utf8");
+    const list = text === "" ? [] : text.slice(0, -1).split("\n");
+    allFiles.push(...list);
+    rows += list.length;
+  }
+  const writer = await createNpyWriter(path, "float32", [rows, dim]);
+  try {
+    for (let k = 0; k < partCount; k++) await writer.writeRows((await readNpy(join(parts, `${partName(k)}.npy`))).data as Float32Array);
+    await writer.close();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+  writeTextAtomic(filesPath, allFiles.map((f) => `${f}\n`).join(""));
+  const listed = new Set(allFiles);
+  const skipped = dataset.files.filter((f) => !listed.has(f));
+  writeTextAtomic(record, JSON.stringify({ key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath }, null, 1) + "\n");
+  rmSync(parts, { recursive: true, force: true });
+  return {
+    path, filesPath, rows, dim, resumedRows, seconds, imagesPerSecond: seconds > 0 ? embedded / seconds : 0, alreadyDone: false, skippedImages: skipped,
+    engine: embedder.description, onnxPath,
+  };
+}
+
+/** The run's face vectors (all rows: fine for notebooks on samples; 202,599 × 512 floats is 415 MB). */
+/** A face-vector file, checked: it exists, holds float32 [N, D], and no row has NaN or infinity. */
+export async function readFaceVectorsFile(path: string): Promise<{ data: Float32Array; rows: number; cols: number }> {
+  if (!existsSync(path)) throw new Error(`${path} does not exist: run notebook 03-embed first (it writes the face vectors)`);
+  const array = await readNpy(path);
+  if (array.dtype !== "float32" || array.shape.length !== 2) {
+    throw new Error(`${path} holds ${array.dtype} of shape [${array.shape.join(", ")}]; face vectors are float32 [N, 512]: re-run notebook 03-embed`);
+  }
+  const vectors = { data: array.data as Float32Array, rows: array.shape[0], cols: array.shape[1] };
+  checkFiniteRows(vectors.data, vectors.cols, path);
+  return vectors;
+}
+
+/** The run's face vectors (checked, see readFaceVectorsFile) and the dataset file of each row. */
+export async function readFaceVectors(run: string): Promise<{ vectors: Float32Array; rows: number; dim: number; files: string[] }> {
+  const { data, rows, cols } = await readFaceVectorsFile(faceVectorsPath(run));
+  const files = readFileSync(faceVectorsFilesPath(run), "utf8").split("\n").filter((line) => line !== "");
+  return { vectors: data, rows, dim: cols, files };
+}
+
+/** Parts left by an interrupted embedding (for the notebook to say so). */
+export function unfinishedParts(run: string): number {
+  const parts = join(runDir(run), "face_vectors.parts");
+  return existsSync(parts) ? readdirSync(parts).filter((n) => n.endsWith(".npy")).length : 0;
+}
+
+/** One paragraph about an embedding: shape, where, throughput. */
+export function describeEmbedResult(result: EmbedResult): string {
+  const lines = [`face_vectors: (${result.rows}, ${result.dim}) float32 in ${displayPath(result.path)}, files in ${displayPath(result.filesPath)}`];
+  lines.push(`${result.alreadyDone ? "Embedded earlier by" : "Embedded by"} ${result.engine}.`);
+  if (result.onnxPath !== null) lines.push(`The model as ONNX (NHWC images in [0, 1] in, embeddings out): ${displayPath(result.onnxPath)}`);
+  if (result.alreadyDone) lines.push("Already computed with this model and these settings: nothing to do.");
+  else {
+    if (result.resumedRows > 0) lines.push(`Resumed: ${result.resumedRows} rows were kept from an interrupted run.`);
+    lines.push(`${result.rows - result.resumedRows} images in ${result.seconds.toFixed(1)} s: ${result.imagesPerSecond.toFixed(1)} images/s.`);
+  }
+  if (result.skippedImages.length > 0) lines.push(`${result.skippedImages.length} unreadable images left out (onBadImage=skip), e.g. ${result.skippedImages[0]}.`);
+  return lines.join("\n");
+}

@@ -1,0 +1,427 @@
+// The one typed configuration of a run.
+//
+// A run is a folder `runs/<run>/` holding `config.json`, the artifacts of every step and the executed notebooks.
+// The defaults reproduce the post; `npm run notebooks -- --run NAME --set key=value …` (or `applyOverrides`)
+// changes single values, and the result is saved into the run folder, where every notebook of the run reads it.
+// The run a notebook uses comes from CELEBA_SAE_RUN (set by the runner), else "dev" (JupyterLab by hand).
+//
+// `defaultConfig` gives the shape and the defaults, `RULES` the constraint of every setting; validation and
+// `--set` parsing are driven by both, so a new setting is one line in each.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import { BACKEND_ORDER, type BackendChoice } from "../kernels/backend";
+import { dataDir, projectRoot, runDir } from "./paths";
+
+export type Preset = "post" | "recommended";
+
+/** Who embeds the faces (notebook 03) and who runs fine-tuning's passes (02): see `EmbedConfig.engine`,
+ *  `FinetuneConfig.engine`. */
+export const EMBED_ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
+export type EmbedEngineChoice = (typeof EMBED_ENGINES)[number];
+
+export interface SyntheticConfig {
+  /** How many synthetic faces to generate. */
+  readonly count: number;
+  /** How many distinct people they show (each several times). */
+  readonly identities: number;
+  /** The generator's seed: same seed, same pictures. */
+  readonly seed: number;
+}
+
+/** Fine-tuning ResNet18 (notebook 02). */
+export interface FinetuneConfig {
+  /** "post": the post's losses exactly; "recommended": normalised embeddings with a temperature. */
+  readonly preset: Preset;
+  readonly epochs: number;
+  /** Images per optimisation step (the post: 128). */
+  readonly batchSize: number;
+  /** Images per forward/backward chunk; the step's gradient is still the whole batch's (gradient cache). */
+  readonly chunkSize: number;
+  /** Adam's learning rate (the post: 1e-3). */
+  readonly learningRate: number;
+  /** Softmax temperature of the recommended contrastive loss. */
+  readonly temperature: number;
+  /** Steps between checkpoints. */
+  readonly checkpointEvery: number;
+  /** Stop after this many steps (null: whole epochs). */
+  readonly maxSteps: number | null;
+  /** ImageNet weights as .safetensors with torchvision/timm key names ("" : torchvision's random initialisation). */
+  readonly weights: string;
+  /** Who runs the forward and backward passes: "auto": onnxruntime-node's native kernels when it is installed
+   *  (2–3× PyTorch's step time here, against 5–6× on WASM), else TF.js; "onnxruntime": onnxruntime-node or an
+   *  error; "tfjs": always TF.js. The model, the optimizer and the checkpoints are the same either way. */
+  readonly engine: EmbedEngineChoice;
+}
+
+/** Embedding every face (notebook 03). */
+export interface EmbedConfig {
+  readonly batchSize: number;
+  /** "auto": onnxruntime-node when it is installed (several times faster on a CPU), else TF.js; "onnxruntime":
+   *  onnxruntime-node or an error; "tfjs": always TF.js. */
+  readonly engine: EmbedEngineChoice;
+}
+
+/** The sparse autoencoder (notebook 04). null values take the preset's value. */
+export interface SaeConfig {
+  /** "post": the post's code exactly; "recommended": what current SAE libraries do. */
+  readonly preset: Preset;
+  /** "relu" (L1-penalised, the post's) or "topk" (keep the k largest pre-activations). */
+  readonly architecture: "relu" | "topk";
+  /** Number of learned features (the post: 512). */
+  readonly dictionarySize: number;
+  /** Sparsity coefficient λ (the post: 0.1). */
+  readonly l1: number | null;
+  readonly learningRate: number | null;
+  readonly weightDecay: number | null;
+  readonly batchSize: number;
+  readonly epochs: number | null;
+  /** Active features per input for the topk architecture. */
+  readonly k: number;
+  /** λ values (or k values for topk) of the sweep, comma-separated ("" : no sweep). */
+  readonly sweep: string;
+}
+
+/** Inspecting features (notebook 05). */
+export interface InspectConfig {
+  /** Features shown as grids, e.g. "0-15" or "0,3,7". */
+  readonly features: string;
+  /** Images per grid (the post: 16, a 4×4 grid). */
+  readonly topImages: number;
+  /** SAE activations ranked after normalising each row ("rows", as the post) or as they are ("raw"). */
+  readonly normalize: "rows" | "raw";
+  /** Faces embedded with their 180° copies to measure each feature's rotation consistency. */
+  readonly rotationSample: number;
+}
+
+/** The blind interpretability test (notebook 06). */
+export interface BlindTestConfig {
+  /** Features rated, dense and sparse (the post: 16–31). */
+  readonly features: string;
+  /** "auto": rated from the attribute labels, unattended; "human": a person rates them on a page. */
+  readonly rater: "auto" | "human";
+  readonly seed: number;
+}
+
+/** The blog post made from the executed notebooks. */
+export interface ExportConfig {
+  readonly title: string;
+  /** YYYY-MM-DD ("" : the day of the export). */
+  readonly date: string;
+  /** Comma-separated. */
+  readonly tags: string;
+  /** "" : /posts/<year>/<month>/<slug>. */
+  readonly permalink: string;
+}
+
+export interface RunConfig {
+  /** The run's name: its folder is runs/<run>/. */
+  readonly run: string;
+  /**
+   * Which images: "auto" (CelebA when Kaggle credentials are configured, else synthetic faces), "synthetic"
+   * (the embedded generator, no download), "celeba" (Kaggle's CelebA in data/celeba), or the path of a folder in
+   * CelebA's layout (or any folder of images).
+   */
+  readonly dataset: string;
+  readonly synthetic: SyntheticConfig;
+  /** Images are resized to imageSize × imageSize (the post: 224). */
+  readonly imageSize: number;
+  /** "post": stretch to a square ignoring aspect, as the post's T.Resize((224, 224)); "recommended": centre-crop first. */
+  readonly resize: Preset;
+  /** Use only the first N images in listing order (null: all). */
+  readonly limit: number | null;
+  /** What a corrupt or unreadable image does: stop with its name ("error") or be left out and counted ("skip"). */
+  readonly onBadImage: "error" | "skip";
+  /** Keep decoded images in a uint8 .npy cache so later passes don't decode JPEGs again. */
+  readonly imageCache: boolean;
+  /** Decoded batches kept ready ahead of the model. */
+  readonly prefetchBatches: number;
+  /** TF.js backend: "auto" picks the fastest that loads; CELEBA_SAE_BACKEND overrides. */
+  readonly backend: BackendChoice;
+  /** The run's seed for shuffling and initialisation. */
+  readonly seed: number;
+  readonly finetune: FinetuneConfig;
+  readonly embed: EmbedConfig;
+  readonly sae: SaeConfig;
+  readonly inspect: InspectConfig;
+  readonly blindTest: BlindTestConfig;
+  readonly export: ExportConfig;
+}
+
+/** The defaults: the post's choices where it made one. */
+export function defaultConfig(run = "dev"): RunConfig {
+  return {
+    run,
+    dataset: "auto",
+    synthetic: { count: 5000, identities: 250, seed: 1 },
+    imageSize: 224,
+    resize: "post",
+    limit: null,
+    onBadImage: "error",
+    imageCache: true,
+    prefetchBatches: 2,
+    backend: "auto",
+    seed: 0,
+    finetune: {
+      preset: "post",
+      epochs: 1,
+      batchSize: 128,
+      chunkSize: 32,
+      learningRate: 1e-3,
+      temperature: 0.1,
+      checkpointEvery: 25,
+      maxSteps: null,
+      weights: "",
+      engine: "auto",
+    },
+    embed: { batchSize: 128, engine: "auto" },
+    sae: {
+      preset: "post",
+      architecture: "relu",
+      dictionarySize: 512,
+      l1: null,
+      learningRate: null,
+      weightDecay: null,
+      batchSize: 512,
+      epochs: null,
+      k: 32,
+      sweep: "",
+    },
+    inspect: { features: "0-15", topImages: 16, normalize: "rows", rotationSample: 256 },
+    blindTest: { features: "16-31", rater: "auto", seed: 0 },
+    export: { title: "Sparse Autoencoder", date: "", tags: "projects,interpretability,machine-learning", permalink: "" },
+  };
+}
+
+type Rule =
+  | { readonly kind: "int"; readonly min?: number; readonly max?: number; readonly nullable?: boolean }
+  | { readonly kind: "number"; readonly min?: number; readonly max?: number; readonly nullable?: boolean }
+  | { readonly kind: "bool" }
+  | { readonly kind: "string"; readonly pattern?: RegExp; readonly hint?: string }
+  | { readonly kind: "choice"; readonly values: readonly string[] };
+
+const POSITIVE_INT: Rule = { kind: "int", min: 1 };
+const ANY_INT: Rule = { kind: "int" };
+const PRESET: Rule = { kind: "choice", values: ["post", "recommended"] };
+const FEATURES: Rule = { kind: "string", pattern: /^\d+(-\d+)?(,\d+(-\d+)?)*$/, hint: 'feature numbers like "0-15" or "0,3,7"' };
+
+/** The constraint of every setting, by its dotted key. */
+const RULES: Readonly<Record<string, Rule>> = {
+  run: { kind: "string", pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, hint: 'a folder name of letters, digits, ".", "_" or "-"' },
+  dataset: { kind: "string", pattern: /\S/, hint: "auto, synthetic, celeba or a folder path" },
+  "synthetic.count": { kind: "int", min: 1, max: 999_999 },
+  "synthetic.identities": POSITIVE_INT,
+  "synthetic.seed": { kind: "int", min: 0, max: 2 ** 32 - 1 },
+  imageSize: { kind: "int", min: 16, max: 1024 },
+  resize: PRESET,
+  limit: { kind: "int", min: 1, nullable: true },
+  onBadImage: { kind: "choice", values: ["error", "skip"] },
+  imageCache: { kind: "bool" },
+  prefetchBatches: POSITIVE_INT,
+  backend: { kind: "choice", values: ["auto", ...BACKEND_ORDER] },
+  seed: ANY_INT,
+  "finetune.preset": PRESET,
+  "finetune.epochs": POSITIVE_INT,
+  "finetune.batchSize": { kind: "int", min: 2 },
+  "finetune.chunkSize": POSITIVE_INT,
+  "finetune.learningRate": { kind: "number", min: 0 },
+  "finetune.temperature": { kind: "number", min: 1e-6 },
+  "finetune.checkpointEvery": POSITIVE_INT,
+  "finetune.maxSteps": { kind: "int", min: 1, nullable: true },
+  "finetune.weights": { kind: "string" },
+  "finetune.engine": { kind: "choice", values: EMBED_ENGINES },
+  "embed.batchSize": POSITIVE_INT,
+  "embed.engine": { kind: "choice", values: EMBED_ENGINES },
+  "sae.preset": PRESET,
+  "sae.architecture": { kind: "choice", values: ["relu", "topk"] },
+  "sae.dictionarySize": POSITIVE_INT,
+  "sae.l1": { kind: "number", min: 0, nullable: true },
+  "sae.learningRate": { kind: "number", min: 0, nullable: true },
+  "sae.weightDecay": { kind: "number", min: 0, nullable: true },
+  "sae.batchSize": POSITIVE_INT,
+  "sae.epochs": { kind: "int", min: 1, nullable: true },
+  "sae.k": POSITIVE_INT,
+  "sae.sweep": { kind: "string", pattern: /^$|^[0-9.eE+-]+(,[0-9.eE+-]+)*$/, hint: 'comma-separated numbers like "0.01,0.1,1", or ""' },
+  "inspect.features": FEATURES,
+  "inspect.topImages": POSITIVE_INT,
+  "inspect.normalize": { kind: "choice", values: ["rows", "raw"] },
+  "inspect.rotationSample": POSITIVE_INT,
+  "blindTest.features": FEATURES,
+  "blindTest.rater": { kind: "choice", values: ["auto", "human"] },
+  "blindTest.seed": ANY_INT,
+  "export.title": { kind: "string", pattern: /\S/, hint: "a title" },
+  "export.date": { kind: "string", pattern: /^$|^\d{4}-\d{2}-\d{2}$/, hint: 'YYYY-MM-DD, or "" for the day of the export' },
+  "export.tags": { kind: "string" },
+  "export.permalink": { kind: "string", pattern: /^$|^\//, hint: 'a path starting with "/", or ""' },
+};
+
+export const RUN_ENV = "CELEBA_SAE_RUN";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === "object" && !Array.isArray(v);
+
+function ruleText(rule: Rule): string {
+  switch (rule.kind) {
+    case "int":
+    case "number": {
+      const what = rule.kind === "int" ? "a whole number" : "a number";
+      const range = rule.min !== undefined && rule.max !== undefined ? ` from ${rule.min} to ${rule.max}` : rule.min !== undefined ? ` ≥ ${rule.min}` : "";
+      return `${what}${range}${rule.nullable ? " (or null)" : ""}`;
+    }
+    case "bool":
+      return "true or false";
+    case "string":
+      return rule.hint ?? "text";
+    case "choice":
+      return `one of ${rule.values.join(", ")}`;
+  }
+}
+
+/** True when `value` satisfies `rule`. */
+function satisfies(rule: Rule, value: unknown): boolean {
+  switch (rule.kind) {
+    case "int":
+    case "number":
+      if (value === null) return rule.nullable === true;
+      return (
+        typeof value === "number" &&
+        Number.isFinite(value) &&
+        (rule.kind === "number" || Number.isInteger(value)) &&
+        (rule.min === undefined || value >= rule.min) &&
+        (rule.max === undefined || value <= rule.max)
+      );
+    case "bool":
+      return typeof value === "boolean";
+    case "string":
+      return typeof value === "string" && (rule.pattern === undefined || rule.pattern.test(value));
+    case "choice":
+      return typeof value === "string" && rule.values.includes(value);
+  }
+}
+
+/** Parses one `--set` value for `rule` (numbers, booleans, null), leaving the check to `satisfies`. */
+function parseValue(rule: Rule, raw: string): Json {
+  if ((rule.kind === "int" || rule.kind === "number") && rule.nullable && ["null", "none", "all", ""].includes(raw)) return null;
+  if (rule.kind === "int" || rule.kind === "number") return raw.trim() === "" ? Number.NaN : Number(raw);
+  if (rule.kind === "bool") return raw === "true" || raw === "1" ? true : raw === "false" || raw === "0" ? false : raw;
+  return raw;
+}
+
+/** Copies `raw` over `base` key by key, refusing keys the config does not have. */
+function merge(base: JsonObject, raw: JsonObject, prefix: string): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const [key, value] of Object.entries(raw)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (!(key in base)) throw new Error(`config has no setting "${path}"`);
+    const current = base[key];
+    if (isObject(current)) {
+      if (!isObject(value)) throw new Error(`config "${path}" must be an object of settings`);
+      out[key] = merge(current, value, path);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** Every dotted key of the config, with its value. */
+function leaves(value: JsonObject, prefix = ""): [string, Json][] {
+  return Object.entries(value).flatMap(([k, v]) => (isObject(v) ? leaves(v, prefix ? `${prefix}.${k}` : k) : [[prefix ? `${prefix}.${k}` : k, v] as [string, Json]]));
+}
+
+/** Checks a parsed config (e.g. from config.json) setting by setting and fills missing settings with defaults. */
+export function validateConfig(raw: unknown): RunConfig {
+  if (!isObject(raw)) throw new Error("config must be a JSON object");
+  const defaults = defaultConfig(typeof raw.run === "string" ? raw.run : "dev") as unknown as JsonObject;
+  const merged = merge(defaults, raw, "");
+  for (const [key, value] of leaves(merged)) {
+    const rule = RULES[key];
+    if (!satisfies(rule, value)) throw new Error(`config "${key}" must be ${ruleText(rule)}, got ${JSON.stringify(value)}`);
+  }
+  const config = merged as unknown as RunConfig;
+  if (config.synthetic.identities > config.synthetic.count) {
+    throw new Error(`config "synthetic.identities" (${config.synthetic.identities}) cannot exceed synthetic.count (${config.synthetic.count})`);
+  }
+  return config;
+}
+
+/** Applies `key=value` overrides (dotted keys, e.g. `synthetic.count=200`), checking keys and values. */
+export function applyOverrides(config: RunConfig, assignments: readonly string[]): RunConfig {
+  let raw = JSON.parse(JSON.stringify(config)) as JsonObject;
+  for (const assignment of assignments) {
+    const eq = assignment.indexOf("=");
+    if (eq <= 0) throw new Error(`--set "${assignment}": write key=value, e.g. --set imageSize=64`);
+    const key = assignment.slice(0, eq).trim();
+    if (key === "run") throw new Error(`--set run=…: choose the run with --run NAME instead`);
+    const rule = RULES[key];
+    if (rule === undefined) {
+      throw new Error(`--set ${key}: no such setting. Settings: ${Object.keys(RULES).filter((k) => k !== "run").join(", ")}`);
+    }
+    const value = parseValue(rule, assignment.slice(eq + 1).trim());
+    if (!satisfies(rule, value)) throw new Error(`--set ${assignment}: ${key} takes ${ruleText(rule)}`);
+    const parts = key.split(".");
+    const patch: JsonObject = {};
+    let node = patch;
+    parts.slice(0, -1).forEach((p) => (node = node[p] = {}));
+    node[parts[parts.length - 1]] = value;
+    raw = merge(raw, patch, "");
+  }
+  return validateConfig(raw);
+}
+
+export function configPath(run: string): string {
+  return join(runDir(run), "config.json");
+}
+
+/** Writes runs/<run>/config.json atomically (temp file + rename). */
+export function saveRunConfig(config: RunConfig): string {
+  const path = configPath(config.run);
+  mkdirSync(runDir(config.run), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(config, null, 2) + "\n");
+  renameSync(tmp, path);
+  return path;
+}
+
+/** Reads runs/<run>/config.json, or the defaults when the run has none yet (then saved, so the run is reproducible). */
+export function loadRunConfig(run: string = process.env[RUN_ENV] ?? "dev"): RunConfig {
+  const path = configPath(run);
+  if (!existsSync(path)) {
+    const config = validateConfig(defaultConfig(run));
+    saveRunConfig(config);
+    return config;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON (${(e as Error).message}): fix it, or delete it to start from the defaults`);
+  }
+  try {
+    return validateConfig({ ...(parsed as object), run });
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}. Fix it with npm run notebooks -- --run ${run} --set key=value, or delete it`);
+  }
+}
+
+/** Feature numbers from "0-15" or "0,3,7" (as the inspect and blind-test settings write them). */
+export function parseFeatureList(spec: string): number[] {
+  return spec.split(",").flatMap((part) => {
+    const [a, b] = part.split("-").map(Number);
+    if (b === undefined) return [a];
+    if (b < a) throw new Error(`feature range "${part}" runs backwards: write the smaller number first`);
+    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  });
+}
+
+/** The folder a named dataset lives in: data/synthetic-…, data/celeba, or a user's path (relative to the project). */
+export function datasetFolder(config: RunConfig, resolved: "synthetic" | "celeba" | "path"): string {
+  if (resolved === "synthetic") {
+    const s = config.synthetic;
+    return join(dataDir(), `synthetic-faces-seed${s.seed}-n${s.count}-id${s.identities}`);
+  }
+  if (resolved === "celeba") return join(dataDir(), "celeba");
+  return isAbsolute(config.dataset) ? config.dataset : resolve(projectRoot(), config.dataset);
+}

@@ -1,0 +1,76 @@
+// The first cell of every notebook: which run, which versions, which TF.js backend.
+
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import sharp from "sharp";
+import { describeBackend, initBackend, tf, type BackendReport } from "../kernels/backend";
+import { configPath, loadRunConfig, type RunConfig } from "./config";
+import { projectRoot } from "./paths";
+import { requireFromProject } from "../util/project-require";
+import { jpegDecoder } from "../kernels/turbojpeg";
+
+export interface NotebookContext {
+  readonly config: RunConfig;
+  readonly backend: BackendReport;
+  readonly versions: Readonly<Record<string, string>>;
+}
+
+/** An installed package's version, read from its package.json (found above its entry point: `exports` may hide it). */
+function packageVersion(name: string): string {
+  try {
+    const entry = requireFromProject().resolve(name);
+    for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
+      const manifest = join(dir, "package.json");
+      if (!existsSync(manifest)) continue;
+      const pkg = JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === name && pkg.version) return pkg.version;
+    }
+  } catch {
+    // not installed: said below
+  }
+  return "not installed";
+}
+
+/** The versions that decide what a notebook computes. */
+export function versions(): Record<string, string> {
+  return {
+    "celeba-sae": ownVersion(),
+    node: process.versions.node,
+    tslab: packageVersion("tslab"),
+    "typescript (tslab)": packageVersion("@tslab/typescript-for-tslab"),
+    "@tensorflow/tfjs": tf.version.tfjs,
+    "@tensorflow/tfjs-backend-wasm": packageVersion("@tensorflow/tfjs-backend-wasm"),
+    sharp: `${packageVersion("sharp")} (libvips ${sharp.versions.vips})`,
+    "JPEG decoder": jpegDecoderDescription(),
+  };
+}
+
+function jpegDecoderDescription(): string {
+  try {
+    return jpegDecoder().description;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+function ownVersion(): string {
+  return (JSON.parse(readFileSync(join(projectRoot(), "package.json"), "utf8")) as { version: string }).version;
+}
+
+/**
+ * Loads the run's config, selects the TF.js backend and prints both with the versions. Every notebook starts with
+ * `const { config } = await startNotebook("01-download")`.
+ */
+export async function startNotebook(notebook: string): Promise<NotebookContext> {
+  const config = loadRunConfig();
+  const backend = await initBackend(config.backend);
+  const v = versions();
+  const width = Math.max(...Object.keys(v).map((k) => k.length));
+  const lines = [
+    `${notebook} · run "${config.run}" · config ${configPath(config.run).replace(projectRoot() + "/", "")}`,
+    ...Object.entries(v).map(([k, x]) => `${k.padEnd(width)}  ${x}`),
+    describeBackend(backend),
+  ];
+  console.log(lines.join("\n"));
+  return { config, backend, versions: v };
+}
