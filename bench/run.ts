@@ -14,7 +14,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf } from "../lib/kernels/backend";
 import { openImageDataset } from "../lib/data/image-dataset";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 import { aptInstall } from "../lib/run/setup";
 import { CELEBA_FACES, WORKLOADS, type BenchOptions, type Workload } from "./workloads";
 

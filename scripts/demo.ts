@@ -3,7 +3,8 @@
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { runNotebooks } from "../lib/run/notebook-runner";
-import { projectRoot, runDir } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
+import { runDir, runFiles } from "../lib/run/files";
 import { setup } from "../lib/run/setup";
 
 /**
@@ -27,7 +28,7 @@ try {
   console.log(`\nDone in ${minutes} min. Everything of this run is in ${rel(runDir("demo"))}/:`);
   console.log(`  config:             ${rel(runDir("demo"))}/config.json`);
   console.log(`  executed notebooks: ${result.executed.map(rel).join("\n                      ")}`);
-  const postDir = join(runDir("demo"), "post");
+  const postDir = runFiles("demo").post;
   for (const file of readdirSync(postDir).filter((f) => f.endsWith(".md") || f.endsWith(".html"))) {
     console.log(`  ${file.endsWith(".md") ? "blog post (07-publish)" : "one-page HTML"}: ${rel(join(postDir, file))}`);
   }

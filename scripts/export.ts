@@ -3,7 +3,7 @@
 // the executed notebooks of runs/NAME/ as a blog post and one HTML page in runs/NAME/post/ (see lib/publish/export-post.ts).
 import { relative } from "node:path";
 import { exportRun, type ExportOptions } from "../lib/publish/export-post";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 
 const USAGE = `usage: npm run export -- --run NAME [--date YYYY-MM-DD] [--title TITLE] [--tags a,b] [--permalink /path] [--slug SLUG] [--static] [--reveal-blind-keys]
   --run NAME     the run whose executed notebooks (runs/NAME/notebooks/) become the post (a bare NAME works too)

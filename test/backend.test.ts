@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BACKEND_ORDER, chooseBackend, describeBackend, initBackend, nativeBackendLoad, parseBackendChoice, tf, tidyValues, type BackendName, type BackendProbe } from "../lib/kernels/backend";
+import { chooseBackend, describeBackend, initBackend, nativeBackendLoad, tf, tidyValues, type BackendProbe } from "../lib/kernels/backend";
+import { BACKEND_ORDER, parseBackendChoice, type BackendName } from "../lib/kernels/backend-names";
 
 function fake(name: BackendName, ok: boolean, log: string[]): BackendProbe {
   return {

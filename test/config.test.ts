@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { applyOverrides, configPath, datasetFolder, defaultConfig, loadRunConfig, parseFeatureList, saveRunConfig, validateConfig } from "../lib/run/config";
-import { runDir } from "../lib/run/paths";
+import { applyOverrides, datasetFolder, defaultConfig, loadRunConfig, parseFeatureList, saveRunConfig, validateConfig } from "../lib/run/config";
+import { runDir, runFiles } from "../lib/run/files";
 
 const run = `test-config-${process.pid}`;
 afterAll(() => rmSync(runDir(run), { recursive: true, force: true }));
@@ -58,17 +58,17 @@ describe("run config", () => {
   it("saves atomically and loads back; a missing config is created from the defaults", () => {
     const created = loadRunConfig(run);
     expect(created).toEqual(defaultConfig(run));
-    expect(existsSync(configPath(run))).toBe(true);
+    expect(existsSync(runFiles(run).config)).toBe(true);
     saveRunConfig(applyOverrides(created, ["imageSize=96"]));
     expect(loadRunConfig(run).imageSize).toBe(96);
-    expect(JSON.parse(readFileSync(configPath(run), "utf8")).imageSize).toBe(96);
+    expect(JSON.parse(readFileSync(runFiles(run).config, "utf8")).imageSize).toBe(96);
   });
 
   it("names the file when config.json is broken", () => {
     mkdirSync(runDir(run), { recursive: true });
-    writeFileSync(configPath(run), "{ not json");
+    writeFileSync(runFiles(run).config, "{ not json");
     expect(() => loadRunConfig(run)).toThrow(new RegExp(`${run}/config.json is not valid JSON`));
-    writeFileSync(configPath(run), JSON.stringify({ imageSize: -3 }));
+    writeFileSync(runFiles(run).config, JSON.stringify({ imageSize: -3 }));
     expect(() => loadRunConfig(run)).toThrow(/config.json: config "imageSize" must be a whole number from 16 to 1024, got -3/);
   });
 

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/run/config";
 import { loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
-import { embedBatch, embedDataset, faceVectorsFilesPath, faceVectorsPath, readFaceVectors } from "../lib/embed/embed";
-import { finetunedModelPath } from "../lib/model/finetune";
-import { runDir } from "../lib/run/paths";
+import { embedBatch, embedDataset, readFaceVectors } from "../lib/embed/embed";
+
+import { runDir, runFiles } from "../lib/run/files";
 import { createResNet18, saveResNet18 } from "../lib/model/resnet18";
 
 const run = `test-embed-${process.pid}`;
@@ -32,7 +32,7 @@ describe("embedDataset", () => {
 
   it("writes N × 8·width float32 rows in listing order that numpy reads, resumes after a kill, and is not redone", async () => {
     const model = createResNet18({ width: 4, seed: 3 });
-    await saveResNet18(model, finetunedModelPath(run));
+    await saveResNet18(model, runFiles(run).model);
     const dataset = await openRunDataset(config);
     const batch = await loadImages(dataset, [...Array(12).keys()], config);
     const expected = embedBatch(model, batch, "recommended");
@@ -43,7 +43,7 @@ describe("embedDataset", () => {
       if (++parts === 2) throw new Error("killed");
     };
     await expect(embedDataset(config, { progress: "silent", partRows: 5, onPart: kill })).rejects.toThrow("killed");
-    expect(existsSync(faceVectorsPath(run))).toBe(false);
+    expect(existsSync(runFiles(run).faceVectors)).toBe(false);
     const before = tf.memory().numTensors;
     const result = await embedDataset(config, { progress: "silent", partRows: 3 }); // the stored part size wins
     expect(tf.memory().numTensors).toBe(before);
@@ -52,12 +52,12 @@ describe("embedDataset", () => {
 
     const { vectors, files } = await readFaceVectors(run);
     expect(files).toEqual(dataset.files);
-    expect(readFileSync(faceVectorsFilesPath(run), "utf8").split("\n")[0]).toBe("img_align_celeba/000001.jpg");
+    expect(readFileSync(runFiles(run).faceVectorsFiles, "utf8").split("\n")[0]).toBe("img_align_celeba/000001.jpg");
     let maxDiff = 0;
     for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(vectors[i] - expected[i]));
     expect(maxDiff).toBeLessThan(1e-4);
 
-    const python = `import numpy; a = numpy.load(${JSON.stringify(faceVectorsPath(run))}); print(a.shape, a.dtype, repr(float(a[7, 5])))`;
+    const python = `import numpy; a = numpy.load(${JSON.stringify(runFiles(run).faceVectors)}); print(a.shape, a.dtype, repr(float(a[7, 5])))`;
     const printed = execFileSync("/usr/bin/python3", ["-c", python], { encoding: "utf8" }).trim();
     expect(printed).toMatch(/^\(12, 32\) float32 /);
     expect(Number(printed.split(" ").pop())).toBeCloseTo(vectors[7 * 32 + 5], 6);

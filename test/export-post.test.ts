@@ -11,7 +11,8 @@ import { COMPACT_PNG_BYTES, compactDataUris } from "../lib/publish/export-html";
 import { frontMatter, postMeta, renderMarkdownPost, slugify } from "../lib/publish/export-markdown";
 import { documentLeaks, executedNotebooks, exportRun } from "../lib/publish/export-post";
 import { BLINDED, blindKeyIds, createScrubber, findLeaks, privateValues, REDACTED } from "../lib/publish/export-scrub";
-import { projectRoot, runDir } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
+import { runDir, runFiles } from "../lib/run/files";
 import { jupyterPython } from "./notebook-helpers";
 
 const run = `test-export-unit-${process.pid}`;
@@ -222,7 +223,7 @@ describe("exportRun", () => {
 
   it("writes the post, its images and one self-contained HTML page, with nothing private in them", async () => {
     saveRunConfig(applyOverrides(defaultConfig(run), ["export.date=2026-11-27", "export.title=Faces, sparsely", "export.tags=a, b"]));
-    const dir = join(runDir(run), "notebooks");
+    const dir = runFiles(run).notebooks;
     mkdirSync(dir, { recursive: true });
     mkdirSync(join(runDir(run), "blind-test"), { recursive: true });
     writeFileSync(join(runDir(run), "blind-test", "key.json"), JSON.stringify({ k9f3a1: "sparse" }));
@@ -236,7 +237,7 @@ describe("exportRun", () => {
       code("rate()", [stdout("grid k9f3a1 → http://127.0.0.1:9/rate?token=abcdef\n"), { output_type: "display_data", data: { "image/png": PNG_1x1 }, metadata: {} }]),
     ]));
     const result = await exportRun(run, { env: ENV, now: new Date("2030-01-01T00:00:00Z") });
-    const post = join(runDir(run), "post");
+    const post = runFiles(run).post;
     expect(result.markdown).toBe(join(post, "2026-11-27-faces-sparsely.md"));
     expect(result.html).toBe(join(post, "2026-11-27-faces-sparsely.html"));
     // Cells are numbered across the series: 02's code cell is cell 3.

@@ -15,7 +15,8 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportRun, type ExportResult } from "../lib/publish/export-post";
 import { REDACTED } from "../lib/publish/export-scrub";
-import { projectRoot, runDir } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
+import { runDir, runFiles } from "../lib/run/files";
 import { executeNotebook } from "./notebook-helpers";
 
 const run = `test-export-${process.pid}`;
@@ -162,7 +163,7 @@ describe("the exported post in headless Chromium", () => {
     const body = markdown.replace(/^---\n[\s\S]*?\n---\n/, "");
     const rendered = marked.parse(body, { async: false, gfm: true });
     const postPage = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${result.meta.title}</title></head><body>${rendered}</body></html>`;
-    const postDir = join(runDir(run), "post");
+    const postDir = runFiles(run).post;
     server = await serve(postDir, { [result.meta.permalink]: postPage, "/export.html": readFileSync(result.html, "utf8") });
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await chromium.launch({

@@ -4,9 +4,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { faceVectorsPath } from "../lib/embed/embed";
-import { checkpointFolder, finetunedModelPath } from "../lib/model/finetune";
-import { projectRoot, runDir } from "../lib/run/paths";
+
+
+import { projectRoot } from "../lib/util/project";
+import { runDir, runFiles } from "../lib/run/files";
 import { joinText, outputsOf, readNotebook, type Notebook, type NotebookOutput } from "./notebook-helpers";
 
 const run = `test-ft-${process.pid}`;
@@ -49,12 +50,12 @@ describe("notebooks 02-finetune and 03-embed", () => {
     const curve = outputs.find((o) => plain(o).startsWith('Figure "Fine-tuning loss"'));
     expect(curve, "a loss-curve output").toBeDefined();
     expect(Buffer.from(joinText(curve?.data?.["image/png"] as string | string[]), "base64").subarray(1, 4).toString()).toBe("PNG");
-    expect(existsSync(finetunedModelPath(run))).toBe(true);
-    expect(existsSync(join(checkpointFolder(run), "step-000003", "state.json"))).toBe(true);
+    expect(existsSync(runFiles(run).model)).toBe(true);
+    expect(existsSync(join(runFiles(run).checkpoints, "step-000003", "state.json"))).toBe(true);
   });
 
   it("03 writes face_vectors.npy of shape (48, 512) that numpy reads, and shows the identity metrics as tables and plots", () => {
-    const python = `import numpy; a = numpy.load(${JSON.stringify(faceVectorsPath(run))}); print(a.shape, a.dtype, bool(numpy.isfinite(a).all()))`;
+    const python = `import numpy; a = numpy.load(${JSON.stringify(runFiles(run).faceVectors)}); print(a.shape, a.dtype, bool(numpy.isfinite(a).all()))`;
     expect(execFileSync("/usr/bin/python3", ["-c", python], { encoding: "utf8" }).trim()).toBe("(48, 512) float32 True");
     const outputs = outputsOf(executed("03-embed"));
     const streams = outputs.filter((o) => o.output_type === "stream").map((o) => joinText(o.text)).join("");

@@ -25,7 +25,7 @@ import {
   type TrainSettings,
 } from "../lib/model/finetune";
 import type { ImageBatch } from "../lib/data/image-loader";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 import { createResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { Rng } from "../lib/util/random";
 

@@ -18,7 +18,7 @@ import {
   type RgbImage,
 } from "../lib/data/image-loader";
 import { readNpyHeader, readNpyRows } from "../lib/formats/npy";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 
 let dir: string;
 beforeAll(async () => {

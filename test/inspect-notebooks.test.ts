@@ -9,11 +9,13 @@ import { prepareDataset, openRunDataset } from "../lib/data/datasets";
 import { RUN_ENV } from "../lib/run/config";
 import { writeNpy } from "../lib/formats/npy";
 import { prepareRunConfig } from "../lib/run/notebook-runner";
-import { projectRoot, runDir } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
+import { runDir, runFiles } from "../lib/run/files";
 import { createResNet18, saveResNet18 } from "../lib/model/resnet18";
 import { createSae, resolveSaeTraining, saveSae } from "../lib/sae/sae";
 import { Rng } from "../lib/util/random";
-import { describe as describeTable, tTestInd } from "../lib/util/statistics";
+import { describeColumns as describeTable } from "../lib/display/html-table";
+import { tTestInd } from "../lib/util/statistics";
 import { blindTestPaths, BlindSession, ratingsByKind } from "../lib/blind-test/session";
 import { loadTopActivations } from "../lib/inspect/top-activations";
 import { executeNotebook, joinText, outputsOf, readNotebook, streamText } from "./notebook-helpers";
@@ -24,7 +26,7 @@ const out = (name: string): string => join(runDir(run), "notebooks", name);
 
 beforeAll(async () => {
   const config = prepareRunConfig(run, ["dataset=synthetic", "synthetic.count=64", "synthetic.identities=8", "imageSize=32", "inspect.features=0-3"]);
-  mkdirSync(join(runDir(run), "notebooks"), { recursive: true });
+  mkdirSync(runFiles(run).notebooks, { recursive: true });
   await prepareDataset(config);
   const dataset = await openRunDataset(config);
   const table = dataset.attributes;
@@ -43,7 +45,7 @@ beforeAll(async () => {
       for (let j = 0; j < d; j++) vectors[i * d + j] += v * directions[a][j];
     }
   }
-  await writeNpy(join(runDir(run), "face_vectors.npy"), vectors, [n, d]);
+  await writeNpy(runFiles(run).faceVectors, vectors, [n, d]);
   writeFileSync(join(runDir(run), "face_vectors.files.txt"), dataset.files.join("\n") + "\n");
   await initBackend("cpu");
   const sae = createSae({ preset: "post", architecture: "relu", inputDim: d, dictionarySize: 512, training: resolveSaeTraining(config.sae, 0) });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { findJupyterPython, jupyterEnv, kernelSpec, KERNEL_NAME, pythonCandidates, writeKernelSpec } from "../lib/run/jupyter";
 import { listNotebooks, parseRunnerArgs, selectNotebooks } from "../lib/run/notebook-runner";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 import { checkNodePackages, missingTestPackages } from "../lib/run/setup";
 
 describe("kernel spec", () => {

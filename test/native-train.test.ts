@@ -10,7 +10,7 @@ import { applyOverrides, defaultConfig } from "../lib/run/config";
 import { batchGradients, chooseTrainEngine, contrastiveTargets, nativeBatchGradients, trainStep, type LossSettings } from "../lib/model/finetune";
 import { createNativeTrainer, type NativeTrainer } from "../lib/model/onnx/train";
 import { resnet18TrainGraph, trainBatchNorms, trainParameterInputs } from "../lib/model/onnx/train-graph";
-import { loadOnnxRuntime, type OrtLoad } from "../lib/embed/onnx-embed";
+import { loadOnnxRuntime, type OrtLoad } from "../lib/model/onnx/session";
 import { createResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbs } from "./numeric-helpers";
 

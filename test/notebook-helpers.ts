@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { findJupyterPython, jupyterEnv, KERNEL_NAME, writeKernelSpec } from "../lib/run/jupyter";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 
 export interface NotebookOutput {
   readonly output_type: "stream" | "display_data" | "execute_result" | "error";

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { basename, join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { projectRoot, runDir } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
+import { runDir } from "../lib/run/files";
 import { executeNotebook, joinText, jupyterPython, notebookJson, outputsOf, readNotebook, streamText } from "./notebook-helpers";
 
 const run = `test-nb-${process.pid}`;

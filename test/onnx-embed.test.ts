@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/run/config";
 import { loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
-import { createEmbedder, describeEmbedResult, embedBatch, embedDataset, embedImages, onnxModelPath, readFaceVectors } from "../lib/embed/embed";
-import { finetunedModelPath } from "../lib/model/finetune";
-import { chooseEmbedEngine, describeEmbedEngine, loadOnnxRuntime, type OrtLoad, type OrtModule } from "../lib/embed/onnx-embed";
-import { runDir } from "../lib/run/paths";
+import { createEmbedder, describeEmbedResult, embedBatch, embedDataset, embedImages, readFaceVectors } from "../lib/embed/embed";
+
+import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad, type OrtModule } from "../lib/model/onnx/session";
+import { runDir, runFiles } from "../lib/run/files";
 import { createResNet18, saveResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbsDiff } from "./numeric-helpers";
 
@@ -35,25 +35,25 @@ describe("loadOnnxRuntime", () => {
   });
 });
 
-describe("chooseEmbedEngine", () => {
+describe("chooseEngine", () => {
   it("auto: ONNX Runtime when it loads, else TF.js saying why", () => {
     const fake = { InferenceSession: { create: () => Promise.reject(new Error("unused")) }, Tensor: class {}, env: {} } as unknown as OrtModule;
-    const engine = chooseEmbedEngine("auto", () => ({ ok: true, ort: fake, version: "9.9.9" }));
+    const engine = chooseEngine("auto", () => ({ ok: true, ort: fake, version: "9.9.9" }));
     expect(engine).toMatchObject({ name: "onnxruntime", version: "9.9.9" });
-    expect(describeEmbedEngine(engine, "wasm", 2)).toBe("onnxruntime-node 9.9.9 (CPU, 2 threads)");
-    const fallback = chooseEmbedEngine("auto", notInstalled);
+    expect(describeEngine(engine, "wasm", 2)).toBe("onnxruntime-node 9.9.9 (CPU, 2 threads)");
+    const fallback = chooseEngine("auto", notInstalled);
     expect(fallback).toEqual({ name: "tfjs", why: "onnxruntime-node is not installed" });
-    expect(describeEmbedEngine(fallback, "wasm")).toBe("TF.js wasm: onnxruntime-node is not installed");
+    expect(describeEngine(fallback, "wasm")).toBe("TF.js wasm: onnxruntime-node is not installed");
   });
 
   it("onnxruntime forced but missing: an error naming the fix; tfjs: never loads onnxruntime-node", () => {
-    expect(() => chooseEmbedEngine("onnxruntime", notInstalled)).toThrow(
+    expect(() => chooseEngine("onnxruntime", notInstalled)).toThrow(
       /embed\.engine is "onnxruntime" but onnxruntime-node is not installed: install it with `npm install onnxruntime-node`/,
     );
     const never = (): OrtLoad => {
       throw new Error("must not be called");
     };
-    expect(describeEmbedEngine(chooseEmbedEngine("tfjs", never), "wasm")).toBe("TF.js wasm: embed.engine is tfjs");
+    expect(describeEngine(chooseEngine("tfjs", never), "wasm")).toBe("TF.js wasm: embed.engine is tfjs");
   });
 
   it("embed.engine is a config setting: auto by default, checked", () => {
@@ -113,7 +113,7 @@ describe("embedDataset and embedImages by engine", () => {
     saveRunConfig(config);
     await prepareDataset(config);
     const model = createResNet18({ width: 4, seed: 4 });
-    await saveResNet18(model, finetunedModelPath(run));
+    await saveResNet18(model, runFiles(run).model);
     model.dispose();
   }, 120_000);
   afterAll(() => rmSync(runDir(run), { recursive: true, force: true }));
@@ -147,12 +147,12 @@ describe("embedDataset and embedImages by engine", () => {
       const viaOrt = await embedDataset(config, { progress: "silent" });
       expect(tf.memory().numTensors).toBe(before);
       expect(viaOrt.engine).toMatch(/^onnxruntime-node /);
-      expect(viaOrt.onnxPath).toBe(onnxModelPath(run));
-      expect(existsSync(onnxModelPath(run))).toBe(true);
+      expect(viaOrt.onnxPath).toBe(runFiles(run).onnxModel);
+      expect(existsSync(runFiles(run).onnxModel)).toBe(true);
       expect(describeEmbedResult(viaOrt)).toMatch(/Embedded by onnxruntime-node[\s\S]*resnet18\.onnx/);
       expect(maxAbsDiff((await readFaceVectors(run)).vectors, expected)).toBeLessThan(1e-4);
       const again = await embedDataset(config, { progress: "silent" });
-      expect(again).toMatchObject({ alreadyDone: true, engine: viaOrt.engine, onnxPath: onnxModelPath(run) });
+      expect(again).toMatchObject({ alreadyDone: true, engine: viaOrt.engine, onnxPath: runFiles(run).onnxModel });
       expect(describeEmbedResult(again)).toContain(`Embedded earlier by ${viaOrt.engine}`);
       const sampleOrt = await embedImages(model, dataset, [4, 1], config, { batchSize: 4, preset: "recommended", progress: "silent" });
       expect(maxAbsDiff(sampleOrt, sample)).toBeLessThan(1e-4);

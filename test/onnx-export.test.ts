@@ -7,7 +7,8 @@ import { initBackend, tf } from "../lib/kernels/backend";
 import type { Preset } from "../lib/run/config";
 import { embedBatch } from "../lib/embed/embed";
 import type { ImageBatch } from "../lib/data/image-loader";
-import { createOnnxEmbedder, loadOnnxRuntime } from "../lib/embed/onnx-embed";
+import { createOnnxEmbedder } from "../lib/embed/onnx-embed";
+import { loadOnnxRuntime } from "../lib/model/onnx/session";
 import {
   bytesField,
   convWindows,

@@ -6,7 +6,8 @@ import { initBackend, tf } from "../lib/kernels/backend";
 import { readNpy, writeNpy } from "../lib/formats/npy";
 import { createSae, presetTraining, type SaeModel } from "../lib/sae/sae";
 import { readFaceVectorsFile } from "../lib/embed/embed";
-import { DENSE_FEATURES_FILE, extractFeatures, loadFeatureStats, saveFeatureStats } from "../lib/sae/features";
+import { extractFeatures, loadFeatureStats, saveFeatureStats } from "../lib/sae/features";
+import { RUN_FILE_NAMES } from "../lib/run/files";
 
 const dir = mkdtempSync(join(tmpdir(), "sae-features-test-"));
 beforeAll(async () => {
@@ -53,7 +54,7 @@ describe("extractFeatures", () => {
     expect(stats.l0).toBeCloseTo(active / ROWS, 10);
     // Small enough: the dense matrix is written too, in listing order.
     expect(stats.denseFile.written).toBe(true);
-    const dense = await readNpy(join(dir, DENSE_FEATURES_FILE));
+    const dense = await readNpy(join(dir, RUN_FILE_NAMES.saeFeatures));
     expect(dense.shape).toEqual([ROWS, FEATURES]);
     expect(Array.from(dense.data.subarray(FEATURES * 17, FEATURES * 18))).toEqual(full[17].map((v) => Math.fround(v)));
     // The in-memory source gives the same answer.

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/run/config";
 import { readNpy, writeNpy } from "../lib/formats/npy";
-import { projectRoot, runDir } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
+import { runDir, runFiles } from "../lib/run/files";
 import { loadSae } from "../lib/sae/sae";
 import { loadFeatureStats } from "../lib/sae/features";
 import { joinText, outputsOf, readNotebook, streamText } from "./notebook-helpers";
@@ -40,7 +41,7 @@ function fabricatedVectors(): Float32Array {
 beforeAll(async () => {
   await initBackend();
   saveRunConfig(applyOverrides(defaultConfig(run), []));
-  await writeNpy(join(runDir(run), "face_vectors.npy"), fabricatedVectors(), [ROWS, DIM]);
+  await writeNpy(runFiles(run).faceVectors, fabricatedVectors(), [ROWS, DIM]);
 });
 afterAll(() => {
   if (!process.env.KEEP_TEST_OUTPUT) rmSync(runDir(run), { recursive: true, force: true });
@@ -81,7 +82,7 @@ describe("notebook 04-sae", () => {
     expect(stats.topK).toBe(64);
     const dense = await readNpy(join(runDir(run), "sae_features.npy"));
     expect(dense.shape).toEqual([ROWS, 512]);
-    const vectors = await readNpy(join(runDir(run), "face_vectors.npy"));
+    const vectors = await readNpy(runFiles(run).faceVectors);
     const f = tf.tidy(() => sae.encode(tf.tensor2d(vectors.data.subarray(0, 3 * DIM) as Float32Array, [3, DIM])).dataSync());
     const stored = dense.data.subarray(0, 3 * 512);
     let worst = 0;

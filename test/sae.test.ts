@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig } from "../lib/run/config";
-import { createRunSae, createSae, loadSae, loadSaeModel, presetTraining, resolveSaeTraining, saveSae, SAE_META_FILE, SAE_WEIGHTS_FILE, type SaeModel } from "../lib/sae/sae";
+import { createRunSae, createSae, loadSae, loadSaeModel, presetTraining, resolveSaeTraining, saveSae, type SaeModel } from "../lib/sae/sae";
+import { RUN_FILE_NAMES } from "../lib/run/files";
 
 const dir = mkdtempSync(join(tmpdir(), "sae-test-"));
 
@@ -106,7 +107,7 @@ describe("sae.safetensors + sae.json", () => {
     expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
     tf.dispose([x, a, b]);
     // The file is standard safetensors: 8-byte header length, JSON header with the post's key names.
-    const bytes = readFileSync(join(out, SAE_WEIGHTS_FILE));
+    const bytes = readFileSync(join(out, RUN_FILE_NAMES.saeWeights));
     const headerLength = Number(bytes.readBigUInt64LE(0));
     expect(headerLength % 8).toBe(0);
     const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8")) as Record<string, { dtype: string; shape: number[] }>;
@@ -122,13 +123,13 @@ describe("sae.safetensors + sae.json", () => {
     const sae = small("post");
     const out = join(dir, "broken");
     await saveSae(sae, out);
-    const meta = JSON.parse(readFileSync(join(out, SAE_META_FILE), "utf8")) as { dictionarySize: number };
-    writeFileSync(join(out, SAE_META_FILE), JSON.stringify({ ...meta, dictionarySize: 11 }));
+    const meta = JSON.parse(readFileSync(join(out, RUN_FILE_NAMES.saeMeta), "utf8")) as { dictionarySize: number };
+    writeFileSync(join(out, RUN_FILE_NAMES.saeMeta), JSON.stringify({ ...meta, dictionarySize: 11 }));
     await expect(loadSae(out)).rejects.toThrow(/"weight_encoder" has shape \[6, 10\] but sae\.json says \[6, 11\]/);
-    writeFileSync(join(out, SAE_META_FILE), JSON.stringify(meta));
-    writeFileSync(join(out, SAE_WEIGHTS_FILE), Buffer.from([1, 2, 3]));
+    writeFileSync(join(out, RUN_FILE_NAMES.saeMeta), JSON.stringify(meta));
+    writeFileSync(join(out, RUN_FILE_NAMES.saeWeights), Buffer.from([1, 2, 3]));
     await expect(loadSae(out)).rejects.toThrow(/sae\.safetensors: .*re-run notebook 04-sae/);
-    writeFileSync(join(out, SAE_META_FILE), "{ nope");
+    writeFileSync(join(out, RUN_FILE_NAMES.saeMeta), "{ nope");
     await expect(loadSae(out)).rejects.toThrow(/sae\.json is not valid JSON/);
     sae.dispose();
   });

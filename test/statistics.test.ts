@@ -3,13 +3,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { projectRoot } from "../lib/run/paths";
+import { projectRoot } from "../lib/util/project";
 import {
   bootstrapMeanDifference,
   cohensD,
   compareRatings,
   formatTTest,
-  describe as describeTable,
   mannWhitneyU,
   normalQuantile,
   normalSf,
@@ -22,6 +21,7 @@ import {
   tTestInd,
   welchTTest,
 } from "../lib/util/statistics";
+import { describeColumns as describeTable } from "../lib/display/html-table";
 
 interface Pair { statistic: number; pvalue: number }
 interface Dataset {

@@ -18,6 +18,7 @@ import sharp from "sharp";
 import { attributeBaseRates, autoRate } from "./auto-rater";
 import type { AttributeTable } from "../data/celeba-metadata";
 import type { Figure } from "../display/figures";
+import { runFolderFiles, type BlindTestFiles } from "../run/files";
 import { seededShuffle as shuffleWithKey } from "../util/random";
 
 export type FeatureKind = "dense" | "sparse";
@@ -55,17 +56,9 @@ export interface UnblindedRating extends BlindItem {
 export const RATING_MIN = 1;
 export const RATING_MAX = 7;
 
-/** The session folder and the key file of a run folder. */
-export function blindTestPaths(runFolder: string): { dir: string; session: string; images: string; gridRows: string; ratings: string; key: string } {
-  const dir = join(runFolder, "blind-test");
-  return {
-    dir,
-    session: join(dir, "session.json"),
-    gridRows: join(dir, "grid-rows.json"),
-    images: join(dir, "images"),
-    ratings: join(dir, "ratings.jsonl"),
-    key: join(runFolder, "blind-test-key.json"),
-  };
+/** The session folder and the key file of a run folder (named in lib/run/files). */
+export function blindTestPaths(runFolder: string): BlindTestFiles {
+  return runFolderFiles(runFolder).blindTest;
 }
 
 function writeAtomic(path: string, data: string | Buffer): void {

@@ -11,7 +11,8 @@ import { CELEBA_IMAGE_FOLDER, openImageDataset, type ImageDataset } from "./imag
 import { createImageLoader, type ImageBatch } from "./image-loader";
 import { credentialsHelp, KaggleError, kaggleCredentialSource, kaggleJsonPath } from "./kaggle-credentials";
 import { CELEBA_DATASET, downloadKaggleDataset, kaggleArchivePath } from "./kaggle-download";
-import { dataDir, displayPath, displayText, projectRoot, runDir } from "../run/paths";
+import { dataDir, displayPath, displayText, projectRoot } from "../util/project";
+import { runDir, runFiles } from "../run/files";
 import { ProgressBar } from "../display/progress";
 import { generateSyntheticFaces } from "./synthetic/faces";
 import { EXTRACTION_MARKER, extractZip } from "./zip-extract";
@@ -124,11 +125,6 @@ export async function describeCelebAFolder(folder: string): Promise<string[]> {
   return lines;
 }
 
-/** The run's record of its dataset. */
-export function datasetRecordPath(run: string): string {
-  return join(runDir(run), "dataset.json");
-}
-
 /**
  * Makes the run's dataset ready — generates the synthetic faces, or downloads and unzips CelebA (each skipped when
  * already complete) — checks that the folder lists images, and records the choice in runs/<run>/dataset.json.
@@ -140,7 +136,7 @@ export async function prepareDataset(config: RunConfig): Promise<PreparedDataset
   const dataset = await openImageDataset(prepared.folder, { limit: config.limit ?? undefined, skipMetadata: true });
   mkdirSync(runDir(config.run), { recursive: true });
   const record = { ...prepared, folder: displayPath(prepared.folder), images: dataset.count };
-  const path = datasetRecordPath(config.run);
+  const path = runFiles(config.run).dataset;
   writeFileSync(`${path}.tmp`, JSON.stringify(record, null, 2) + "\n");
   renameSync(`${path}.tmp`, path);
   return prepared;
@@ -148,7 +144,7 @@ export async function prepareDataset(config: RunConfig): Promise<PreparedDataset
 
 /** Opens the run's dataset as notebook 01 recorded it (with its attribute and identity tables). */
 export async function openRunDataset(config: RunConfig): Promise<ImageDataset> {
-  const path = datasetRecordPath(config.run);
+  const path = runFiles(config.run).dataset;
   if (!existsSync(path)) {
     throw new Error(`${path} does not exist: run notebook 01-download first (npm run notebooks -- --run ${config.run} --only 01).`);
   }

@@ -15,7 +15,7 @@
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { projectRoot } from "../run/paths";
+import { projectRoot } from "../util/project";
 
 export const DECODE_THREADS_ENV = "CELEBA_SAE_DECODE_THREADS";
 /** The `workerData` key marking a decode thread (lib/data/decode-worker starts only where it is set). */

@@ -12,25 +12,18 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
-import type { EmbedEngineChoice, Preset, RunConfig } from "../run/config";
+import type { EngineChoice, Preset, RunConfig } from "../run/config";
 import { openRunDataset } from "../data/datasets";
-import { finetunedModelPath, imageCachePath, preprocess } from "../model/finetune";
+import { imageCachePath, preprocess } from "../model/finetune";
 import type { ImageDataset } from "../data/image-dataset";
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
-import { createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "../formats/npy";
-import { chooseEmbedEngine, createOnnxEmbedder, describeEmbedEngine, loadOnnxRuntime, type Embedder, type OrtLoad } from "./onnx-embed";
-import { displayPath, runDir } from "../run/paths";
+import { checkFiniteRows, createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "../formats/npy";
+import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../model/onnx/session";
+import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
+import { displayPath } from "../util/project";
+import { runDir, runFiles } from "../run/files";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import { loadResNet18, type ResNet18 } from "../model/resnet18";
-import { checkFiniteRows } from "../sae/sae";
-
-export function faceVectorsPath(run: string): string {
-  return join(runDir(run), "face_vectors.npy");
-}
-
-export function faceVectorsFilesPath(run: string): string {
-  return join(runDir(run), "face_vectors.files.txt");
-}
 
 /** What an embedding depends on: the same key, the same vectors. */
 interface EmbedKey {
@@ -63,8 +56,8 @@ export interface EmbedderOptions {
  * onnxruntime-node loads ("auto", "onnxruntime"), else TF.js running `embedBatch`. A forced "onnxruntime" that does
  * not load is an error naming the fix. Close it after use; the model stays the caller's.
  */
-export async function createEmbedder(model: ResNet18, preset: Preset, choice: EmbedEngineChoice, options: EmbedderOptions = {}): Promise<Embedder> {
-  const engine = chooseEmbedEngine(choice, options.loadOnnxRuntime ?? (() => loadOnnxRuntime()));
+export async function createEmbedder(model: ResNet18, preset: Preset, choice: EngineChoice, options: EmbedderOptions = {}): Promise<Embedder> {
+  const engine = chooseEngine(choice, options.loadOnnxRuntime ?? (() => loadOnnxRuntime()));
   let why = engine.name === "tfjs" ? engine.why : "";
   if (engine.name === "onnxruntime") {
     try {
@@ -74,7 +67,7 @@ export async function createEmbedder(model: ResNet18, preset: Preset, choice: Em
       why = `onnxruntime-node ${engine.version} could not run the model (${(error instanceof Error ? error.message : String(error)).split("\n")[0]})`;
     }
   }
-  const description = describeEmbedEngine({ name: "tfjs", why }, tf.getBackend());
+  const description = describeEngine({ name: "tfjs", why }, tf.getBackend());
   return {
     engine: "tfjs",
     description,
@@ -146,10 +139,6 @@ export interface EmbedOptions {
   readonly loadOnnxRuntime?: () => OrtLoad;
 }
 
-export function onnxModelPath(run: string): string {
-  return join(runDir(run), "resnet18.onnx");
-}
-
 function embedKey(config: RunConfig, dataset: ImageDataset, modelPath: string): EmbedKey {
   const stat = statSync(modelPath);
   return {
@@ -182,15 +171,15 @@ const partName = (k: number): string => `part-${String(k).padStart(6, "0")}`;
  * face_vectors.npy + face_vectors.files.txt, resuming from finished parts.
  */
 export async function embedDataset(config: RunConfig, options: EmbedOptions = {}): Promise<EmbedResult> {
-  const modelPath = finetunedModelPath(config.run);
+  const modelPath = runFiles(config.run).model;
   if (!existsSync(modelPath)) {
     throw new Error(`${displayPath(modelPath)} does not exist: run notebook 02-finetune first (npm run notebooks -- --run ${config.run} --only 02).`);
   }
   const dataset = await openRunDataset(config);
   const key = embedKey(config, dataset, modelPath);
-  const path = faceVectorsPath(config.run);
-  const filesPath = faceVectorsFilesPath(config.run);
-  const record = join(runDir(config.run), "face_vectors.json");
+  const path = runFiles(config.run).faceVectors;
+  const filesPath = runFiles(config.run).faceVectorsFiles;
+  const record = runFiles(config.run).faceVectorsRecord;
   const done = readJson(record) as { key: EmbedKey; rows: number; dim: number; skipped: string[]; engine?: string; onnx?: string | null } | null;
   if (done !== null && sameKey(done.key, key) && existsSync(path) && existsSync(filesPath)) {
     const onnx = typeof done.onnx === "string" && existsSync(done.onnx) ? done.onnx : null;
@@ -201,7 +190,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   }
 
   const partRows = options.partRows ?? 16 * config.embed.batchSize;
-  const parts = join(runDir(config.run), "face_vectors.parts");
+  const parts = runFiles(config.run).faceVectorsParts;
   const stored = readJson(join(parts, "key.json")) as { key: EmbedKey; partRows: number } | null;
   const resumable = stored !== null && sameKey(stored.key, key);
   if (!resumable) {
@@ -218,12 +207,12 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const dim = model.embeddingSize;
   let embedder: Embedder;
   try {
-    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: onnxModelPath(config.run), imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });
+    embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: runFiles(config.run).onnxModel, imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });
   } catch (error) {
     model.dispose();
     throw error;
   }
-  const onnxPath = embedder.engine === "onnxruntime" ? onnxModelPath(config.run) : null;
+  const onnxPath = embedder.engine === "onnxruntime" ? runFiles(config.run).onnxModel : null;
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: config.embed.batchSize, prefetch: config.prefetchBatches,
     cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
@@ -303,14 +292,14 @@ export async function readFaceVectorsFile(path: string): Promise<{ data: Float32
 
 /** The run's face vectors (checked, see readFaceVectorsFile) and the dataset file of each row. */
 export async function readFaceVectors(run: string): Promise<{ vectors: Float32Array; rows: number; dim: number; files: string[] }> {
-  const { data, rows, cols } = await readFaceVectorsFile(faceVectorsPath(run));
-  const files = readFileSync(faceVectorsFilesPath(run), "utf8").split("\n").filter((line) => line !== "");
+  const { data, rows, cols } = await readFaceVectorsFile(runFiles(run).faceVectors);
+  const files = readFileSync(runFiles(run).faceVectorsFiles, "utf8").split("\n").filter((line) => line !== "");
   return { vectors: data, rows, dim: cols, files };
 }
 
 /** Parts left by an interrupted embedding (for the notebook to say so). */
 export function unfinishedParts(run: string): number {
-  const parts = join(runDir(run), "face_vectors.parts");
+  const parts = runFiles(run).faceVectorsParts;
   return existsSync(parts) ? readdirSync(parts).filter((n) => n.endsWith(".npy")).length : 0;
 }
 

@@ -8,105 +8,16 @@
 // The run config's `embed.engine` picks: "auto" (ONNX Runtime when it loads, else TF.js), "onnxruntime" (must
 // load, else an error naming the fix), "tfjs".
 //
-// Only the few calls used here are typed below (structurally), so this file compiles and runs where the package
-// is missing, and tests can pass a fake.
+// Loading ONNX Runtime, the engine choice and the sessions: lib/model/onnx/session.
 
 import { renameSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
-import type { EmbedEngineChoice, Preset } from "../run/config";
-import { IMAGENET_MEAN, IMAGENET_STD } from "../model/imagenet";
+import type { Preset } from "../run/config";
+import { presetNormalization } from "../model/imagenet";
+import { createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type OrtModule, type OrtSession } from "../model/onnx/session";
 import type { ImageBatch } from "../data/image-loader";
 import { temporaryPathFor } from "../formats/npy";
 import { plainStateDict, resnet18ToOnnx } from "../model/onnx/export";
-import { requireFromProject } from "../util/project-require";
 import type { ResNet18 } from "../model/resnet18";
-
-export const ONNXRUNTIME_PACKAGE = "onnxruntime-node";
-
-// ---------------------------------------------------------------------------------------------------------------
-// The part of onnxruntime-node's API used here
-
-export interface OrtTensor {
-  readonly data: unknown;
-  readonly dims: readonly number[];
-}
-
-export interface OrtSessionOptions {
-  readonly executionProviders: readonly string[];
-  readonly intraOpNumThreads: number;
-  readonly interOpNumThreads: number;
-  readonly graphOptimizationLevel: "disabled" | "basic" | "extended" | "all";
-}
-
-export interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-  release(): Promise<void>;
-}
-
-export interface OrtModule {
-  readonly InferenceSession: { create(model: Uint8Array, options: OrtSessionOptions): Promise<OrtSession> };
-  readonly Tensor: new (type: "float32", data: Float32Array, dims: readonly number[]) => OrtTensor;
-  readonly env: { readonly versions?: { readonly node?: string; readonly common?: string } };
-}
-
-/** Loading onnxruntime-node gave the module and its version, or why not. */
-export type OrtLoad = { readonly ok: true; readonly ort: OrtModule; readonly version: string } | { readonly ok: false; readonly reason: string };
-
-function firstLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split("\n")[0].slice(0, 200);
-}
-
-/** Requires onnxruntime-node from the project's node_modules (`load` replaces `require`, for tests). */
-export function loadOnnxRuntime(load: (id: string) => unknown = (id) => requireFromProject()(id)): OrtLoad {
-  let ort: OrtModule;
-  try {
-    ort = load(ONNXRUNTIME_PACKAGE) as OrtModule;
-  } catch (e) {
-    const missing = e instanceof Error && (e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && e.message.includes(`'${ONNXRUNTIME_PACKAGE}'`);
-    return { ok: false, reason: missing ? `${ONNXRUNTIME_PACKAGE} is not installed` : `${ONNXRUNTIME_PACKAGE} does not load (${firstLine(e)})` };
-  }
-  if (typeof ort?.InferenceSession?.create !== "function" || typeof ort.Tensor !== "function") {
-    return { ok: false, reason: `${ONNXRUNTIME_PACKAGE} loaded but has no InferenceSession/Tensor API` };
-  }
-  return { ok: true, ort, version: ort.env?.versions?.node ?? ort.env?.versions?.common ?? "(unknown version)" };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Which engine embeds
-
-/** The engine that will embed: ONNX Runtime (with its module), or TF.js and why. */
-export type EmbedEngine =
-  | { readonly name: "onnxruntime"; readonly ort: OrtModule; readonly version: string }
-  | { readonly name: "tfjs"; readonly why: string };
-
-/**
- * Picks the engine: "tfjs" is TF.js; "onnxruntime" must load (else an error saying how to install it); "auto"
- * takes ONNX Runtime when it loads and TF.js otherwise, saying why.
- */
-export function chooseEmbedEngine(choice: EmbedEngineChoice, load: () => OrtLoad = () => loadOnnxRuntime(), setting = "embed.engine"): EmbedEngine {
-  if (choice === "tfjs") return { name: "tfjs", why: `${setting} is tfjs` };
-  const loaded = load();
-  if (loaded.ok === true) return { name: "onnxruntime", ort: loaded.ort, version: loaded.version };
-  const reason = loaded.ok === false ? loaded.reason : "it did not load";
-  if (choice === "onnxruntime") {
-    throw new Error(
-      `${setting} is "onnxruntime" but ${reason}: install it with \`npm install ${ONNXRUNTIME_PACKAGE}\` in the project folder, ` +
-        `or set ${setting}=auto (ONNX Runtime when it loads, else TF.js) or ${setting}=tfjs.`,
-    );
-  }
-  return { name: "tfjs", why: reason };
-}
-
-/** How many threads ONNX Runtime uses within an operator: every core. */
-export function onnxThreads(): number {
-  return Math.max(1, availableParallelism());
-}
-
-/** One line for people: "onnxruntime-node 1.30.0 (CPU, 2 threads)" or "TF.js wasm: onnxruntime-node is not installed". */
-export function describeEmbedEngine(engine: EmbedEngine, tfBackend: string, threads: number = onnxThreads()): string {
-  if (engine.name === "onnxruntime") return `${ONNXRUNTIME_PACKAGE} ${engine.version} (CPU, ${threads} thread${threads === 1 ? "" : "s"})`;
-  return `TF.js ${tfBackend}: ${engine.why}`;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Embedding with a session
@@ -135,25 +46,6 @@ export interface OnnxEmbedderOptions {
    * session takes any size.
    */
   readonly imageSize?: number;
-}
-
-/**
- * `data` in memory ONNX Runtime accepts: onnxruntime-node refuses memory shared between threads ("Invalid
- * argument"), which is where lib/data/decode-pool writes batches and TF.js's threaded WASM backend keeps tensors, so
- * such data is copied; other data goes as it is.
- */
-export function unsharedFloat32(data: Float32Array): Float32Array {
-  return data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
-}
-
-/** A session of ONNX Runtime's CPU provider on `threads` threads within each operator, every graph optimisation. */
-export function createCpuSession(ort: OrtModule, model: Uint8Array, threads: number): Promise<OrtSession> {
-  return ort.InferenceSession.create(model, { executionProviders: ["cpu"], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
-}
-
-/** The preprocessing of a preset (lib/model/finetune `preprocess`) as the exporter's in-graph normalisation. */
-export function presetNormalization(preset: Preset): { mean: readonly number[]; std: readonly number[] } | null {
-  return preset === "post" ? null : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
 }
 
 function writeAtomic(path: string, bytes: Uint8Array): void {
@@ -188,7 +80,7 @@ export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine
   let closed = false;
   return {
     engine: "onnxruntime",
-    description: describeEmbedEngine({ name: "onnxruntime", ort: engine.ort, version: engine.version }, "", threads),
+    description: describeEngine({ name: "onnxruntime", ort: engine.ort, version: engine.version }, "", threads),
     async embed(batch: ImageBatch): Promise<Float32Array> {
       if (closed) throw new Error("ONNX embedder: embed() after close()");
       const n = batch.shape[0];

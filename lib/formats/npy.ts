@@ -431,3 +431,13 @@ export async function createNpyWriter<D extends NpyDtype>(path: string, dtype: D
   };
   return writer;
 }
+
+/** Throws naming the first row with a NaN or infinite value (data is row-major [rows, cols]). */
+export function checkFiniteRows(data: Float32Array, cols: number, source: string, firstRow = 0): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      const row = firstRow + Math.floor(i / cols);
+      throw new Error(`${source}: row ${row} has a ${Number.isNaN(data[i]) ? "NaN" : "infinite"} value (column ${i % cols}): re-create the vectors (notebook 03) or drop that row`);
+    }
+  }
+}

@@ -22,9 +22,9 @@ import { loadImages } from "../data/datasets";
 import type { ImageDataset } from "../data/image-dataset";
 import { createEmbedder } from "../embed/embed";
 import type { Embedder } from "../embed/onnx-embed";
-import { finetunedModelPath } from "../model/finetune";
+
 import { readNpyHeader } from "../formats/npy";
-import { displayPath } from "../run/paths";
+import { displayPath } from "../util/project";
 import { loadResNet18 } from "../model/resnet18";
 import { ProgressBar } from "../display/progress";
 import {
@@ -38,6 +38,7 @@ import {
   type FeatureTop,
   type TopActivationsRecord,
 } from "./top-activations";
+import { runFiles } from "../run/files";
 
 /** A feature "fires" on an image when its activation is above this. */
 export const FIRING_THRESHOLD = 0;
@@ -467,7 +468,7 @@ export async function rotationConsistency(
   encoder: FeatureEncoder,
   options: { sample?: number; batchSize?: number } = {},
 ): Promise<RotationConsistency> {
-  const path = finetunedModelPath(config.run);
+  const path = runFiles(config.run).model;
   if (!existsSync(path)) throw new Error(`${displayPath(path)} does not exist: run notebook 02-finetune first`);
   const model = await loadResNet18(path);
   const count = Math.min(options.sample ?? config.inspect.rotationSample, dataset.count);

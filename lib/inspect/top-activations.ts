@@ -204,7 +204,6 @@ export interface TopActivationsRecord {
 }
 
 /** runs/<run>/top_activations.json: dense and sparse tops for every feature. */
-export const TOP_ACTIVATIONS_FILE = "top_activations.json";
 
 export interface TopActivationsFile {
   readonly dense: TopActivationsRecord;

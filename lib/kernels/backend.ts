@@ -11,15 +11,10 @@ import os from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
-import { requireFromProject } from "../util/project-require";
+import { requireFromProject } from "../util/project";
+import { BACKEND_ENV, BACKEND_ORDER, parseBackendChoice, type BackendChoice, type BackendName } from "./backend-names";
 import { prepareWasmThreads, releaseWasmWorkers, WASM_THREADS_ENV, wasmThreadsWanted } from "./wasm-threads";
 
-export const BACKEND_ORDER = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
-export type BackendName = (typeof BACKEND_ORDER)[number];
-export type BackendChoice = BackendName | "auto";
-
-/** The environment variable that forces a backend. */
-export const BACKEND_ENV = "CELEBA_SAE_BACKEND";
 
 /** What loading one backend gave: it works (with details and warnings to show), or why not. */
 export type BackendLoad =
@@ -40,13 +35,6 @@ export interface BackendReport {
   readonly skipped: readonly { readonly name: BackendName; readonly reason: string }[];
 }
 
-/** Reads a backend choice from a string (env var or config), naming the allowed values when it is wrong. */
-export function parseBackendChoice(value: string | undefined, source = BACKEND_ENV): BackendChoice {
-  if (value === undefined || value.trim() === "") return "auto";
-  const v = value.trim();
-  if (v === "auto" || (BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendChoice;
-  throw new Error(`${source}="${value}" is not a backend: use one of auto, ${BACKEND_ORDER.join(", ")}`);
-}
 
 /**
  * Picks the backend: a forced choice must load (else an error with the reason), "auto" takes the first one that

@@ -1,7 +1,7 @@
 // Convolution, BatchNorm and matrix product with gradients written as FORWARD ops (tf.customGrad).
 //
 // Why: tfjs-backend-wasm has no Conv2DBackpropFilter kernel at all, and its Conv2DBackpropInput, transposed MatMul
-// and BatchNorm-gradient paths are slow (see ../shared/notes/tfjs-on-cpu.md). XNNPACK's forward convolution and
+// and BatchNorm-gradient paths are slow (measured: bench/results.md). XNNPACK's forward convolution and
 // non-transposed matrix product are fast, so every backward pass here is re-expressed with them:
 //   • input gradient of a conv  = forward conv of the output gradient with the filter flipped in space (a
 //     permutation matMul: WASM's Reverse is slow) and transposed in/out (the "full" correlation); for stride s > 1,

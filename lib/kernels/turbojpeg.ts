@@ -10,7 +10,7 @@
 // libturbojpeg: Debian/Ubuntu `libturbojpeg0` (lib/run/setup installs it with apt where it can), macOS Homebrew
 // `jpeg-turbo`. `CELEBA_SAE_JPEG_DECODER` = auto (default) | turbojpeg (required: an error when it cannot load) | sharp.
 
-import { requireFromProject } from "../util/project-require";
+import { requireFromProject } from "../util/project";
 
 export const JPEG_DECODER_ENV = "CELEBA_SAE_JPEG_DECODER";
 export type JpegDecoderChoice = "auto" | "turbojpeg" | "sharp";

@@ -35,10 +35,11 @@ import type { ImageDataset } from "../data/image-dataset";
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
 import { IMAGENET_MEAN, IMAGENET_STD } from "./imagenet";
 import { createNativeTrainer, type BatchStatistics, type Feeds, type NativeTrainer } from "./onnx/train";
-import { chooseEmbedEngine, describeEmbedEngine, unsharedFloat32 } from "../embed/onnx-embed";
+import { chooseEngine, describeEngine, unsharedFloat32 } from "./onnx/session";
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
 import { readNpy, writeNpy } from "../formats/npy";
-import { displayPath, projectRoot, runDir } from "../run/paths";
+import { displayPath, projectRoot } from "../util/project";
+import { runDir, runFiles } from "../run/files";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import { createResNet18, loadResNet18, saveResNet18, type ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
@@ -592,15 +593,6 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
 // ---------------------------------------------------------------------------------------------------------------
 // The run's fine-tuning (notebook 02)
 
-/** runs/<run>/resnet18.safetensors: the fine-tuned model, torchvision key names. */
-export function finetunedModelPath(run: string): string {
-  return join(runDir(run), "resnet18.safetensors");
-}
-
-export function checkpointFolder(run: string): string {
-  return join(runDir(run), "checkpoints");
-}
-
 /**
  * Where decoded images are cached: a uint8 .npy beside the dataset (shared by the runs that use it), or in the run's
  * folder when the dataset's folder is read-only; keyed by resize mode, size and image count.
@@ -611,7 +603,7 @@ export function imageCachePath(config: RunConfig, dataset: ImageDataset): string
   try {
     accessSync(dataset.root, constants.W_OK);
   } catch {
-    folder = join(runDir(config.run), "image-cache");
+    folder = runFiles(config.run).imageCache;
   }
   return join(folder, `images-${config.resize}-${config.imageSize}-n${dataset.count}.npy`);
 }
@@ -641,9 +633,9 @@ export interface FinetuneResult extends TrainResult {
 }
 
 /** The native trainer config `finetune.engine` asks for and gets (null: TF.js), and who trains, said plainly. */
-export function chooseTrainEngine(config: RunConfig, width: number, load?: Parameters<typeof chooseEmbedEngine>[1]): { native: NativeTrainer | null; description: string } {
-  const engine = chooseEmbedEngine(config.finetune.engine, load, "finetune.engine");
-  if (engine.name === "tfjs") return { native: null, description: describeEmbedEngine(engine, tf.getBackend()) };
+export function chooseTrainEngine(config: RunConfig, width: number, load?: Parameters<typeof chooseEngine>[1]): { native: NativeTrainer | null; description: string } {
+  const engine = chooseEngine(config.finetune.engine, load, "finetune.engine");
+  if (engine.name === "tfjs") return { native: null, description: describeEngine(engine, tf.getBackend()) };
   const native = createNativeTrainer(engine, width);
   return { native, description: native.description };
 }
@@ -671,13 +663,13 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
       batches: (order, batchSize) => loader.batches({ order, batchSize }),
       identities: dataset.identities === null ? null : dataset.identities.ids,
       settings: { ...f, seed: config.seed },
-      checkpointDir: checkpointFolder(config.run),
+      checkpointDir: runFiles(config.run).checkpoints,
       fingerprintExtra: { imageSize: config.imageSize, resize: config.resize, dataset: dataset.root, weights: f.weights },
       progress: options.progress,
       showCurve: options.showCurve,
       native: engine.native ?? undefined,
     });
-    const modelPath = finetunedModelPath(config.run);
+    const modelPath = runFiles(config.run).model;
     if (result.stepsThisRun > 0 || !existsSync(modelPath)) {
       mkdirSync(dirname(modelPath), { recursive: true });
       await saveResNet18(model, modelPath); // atomic; untouched when nothing was trained, so 03's vectors stay valid

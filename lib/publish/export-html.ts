@@ -8,8 +8,8 @@ import { marked } from "marked";
 import sharp from "sharp";
 import type { ImageAsset, PostBlock } from "./export-notebook";
 import { renderBody, type PostMeta } from "./export-markdown";
-import { projectRoot } from "../run/paths";
-import { requireFromProject } from "../util/project-require";
+import { projectRoot } from "../util/project";
+import { requireFromProject } from "../util/project";
 
 /** An image as a data URI. */
 export function dataUri(image: ImageAsset): string {

@@ -15,7 +15,8 @@ import { imagesOf, notebookBlocks, readIpynb, type PostBlock } from "./export-no
 import { compactDataUris, plotlyScript, renderHtmlPost } from "./export-html";
 import { postMeta, renderMarkdownPost, type PostMeta } from "./export-markdown";
 import { createScrubber, findLeaks, privateValues, type Leak, type PrivateValues } from "./export-scrub";
-import { dataDir, displayPath, projectRoot, runDir } from "../run/paths";
+import { dataDir, displayPath, projectRoot } from "../util/project";
+import { runDir, runFiles } from "../run/files";
 
 export interface ExportOptions {
   /** Override the run's `export` settings. */
@@ -56,7 +57,7 @@ export interface ExportResult {
 
 /** The executed notebooks of a run (runs/<run>/notebooks/NN-*.ipynb), in order; an error says how to make them. */
 export function executedNotebooks(run: string): string[] {
-  const dir = join(runDir(run), "notebooks");
+  const dir = runFiles(run).notebooks;
   // The series, without the notebook that publishes it (NN-publish.ipynb calls this while it runs).
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d\d-.*\.ipynb$/.test(f) && !/^\d\d-publish\.ipynb$/.test(f)).sort() : [];
   if (files.length === 0) {
@@ -118,7 +119,7 @@ export async function exportRun(run: string, options: ExportOptions = {}): Promi
   const blocks = seriesBlocks(notebooks, scrub, options.headingOffset ?? 1);
   const interactive = (options.interactive ?? true) && blocks.some((b) => b.kind === "plotly");
 
-  const outDir = options.outDir ?? join(runDir(run), "post");
+  const outDir = options.outDir ?? runFiles(run).post;
   checkReplaceable(outDir);
   const staging = `${outDir}.tmp-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });

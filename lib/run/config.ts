@@ -10,15 +10,16 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { BACKEND_ORDER, type BackendChoice } from "../kernels/backend";
-import { dataDir, projectRoot, runDir } from "./paths";
+import { BACKEND_ORDER, type BackendChoice } from "../kernels/backend-names";
+import { dataDir, projectRoot } from "../util/project";
+import { runDir, runFiles } from "./files";
 
 export type Preset = "post" | "recommended";
 
 /** Who embeds the faces (notebook 03) and who runs fine-tuning's passes (02): see `EmbedConfig.engine`,
  *  `FinetuneConfig.engine`. */
-export const EMBED_ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
-export type EmbedEngineChoice = (typeof EMBED_ENGINES)[number];
+export const ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
+export type EngineChoice = (typeof ENGINES)[number];
 
 export interface SyntheticConfig {
   /** How many synthetic faces to generate. */
@@ -51,7 +52,7 @@ export interface FinetuneConfig {
   /** Who runs the forward and backward passes: "auto": onnxruntime-node's native kernels when it is installed
    *  (2–3× PyTorch's step time here, against 5–6× on WASM), else TF.js; "onnxruntime": onnxruntime-node or an
    *  error; "tfjs": always TF.js. The model, the optimizer and the checkpoints are the same either way. */
-  readonly engine: EmbedEngineChoice;
+  readonly engine: EngineChoice;
 }
 
 /** Embedding every face (notebook 03). */
@@ -59,7 +60,7 @@ export interface EmbedConfig {
   readonly batchSize: number;
   /** "auto": onnxruntime-node when it is installed (several times faster on a CPU), else TF.js; "onnxruntime":
    *  onnxruntime-node or an error; "tfjs": always TF.js. */
-  readonly engine: EmbedEngineChoice;
+  readonly engine: EngineChoice;
 }
 
 /** The sparse autoencoder (notebook 04). null values take the preset's value. */
@@ -229,9 +230,9 @@ const RULES: Readonly<Record<string, Rule>> = {
   "finetune.checkpointEvery": POSITIVE_INT,
   "finetune.maxSteps": { kind: "int", min: 1, nullable: true },
   "finetune.weights": { kind: "string" },
-  "finetune.engine": { kind: "choice", values: EMBED_ENGINES },
+  "finetune.engine": { kind: "choice", values: ENGINES },
   "embed.batchSize": POSITIVE_INT,
-  "embed.engine": { kind: "choice", values: EMBED_ENGINES },
+  "embed.engine": { kind: "choice", values: ENGINES },
   "sae.preset": PRESET,
   "sae.architecture": { kind: "choice", values: ["relu", "topk"] },
   "sae.dictionarySize": POSITIVE_INT,
@@ -371,13 +372,9 @@ export function applyOverrides(config: RunConfig, assignments: readonly string[]
   return validateConfig(raw);
 }
 
-export function configPath(run: string): string {
-  return join(runDir(run), "config.json");
-}
-
 /** Writes runs/<run>/config.json atomically (temp file + rename). */
 export function saveRunConfig(config: RunConfig): string {
-  const path = configPath(config.run);
+  const path = runFiles(config.run).config;
   mkdirSync(runDir(config.run), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(config, null, 2) + "\n");
@@ -387,7 +384,7 @@ export function saveRunConfig(config: RunConfig): string {
 
 /** Reads runs/<run>/config.json, or the defaults when the run has none yet (then saved, so the run is reproducible). */
 export function loadRunConfig(run: string = process.env[RUN_ENV] ?? "dev"): RunConfig {
-  const path = configPath(run);
+  const path = runFiles(run).config;
   if (!existsSync(path)) {
     const config = validateConfig(defaultConfig(run));
     saveRunConfig(config);

@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { projectRoot } from "./paths";
+import { projectRoot } from "../util/project";
 
 export const KERNEL_NAME = "celeba-sae";
 

@@ -7,9 +7,11 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import { applyOverrides, configPath, defaultConfig, loadRunConfig, RUN_ENV, saveRunConfig, type RunConfig } from "./config";
+import { applyOverrides, defaultConfig, loadRunConfig, RUN_ENV, saveRunConfig, type RunConfig } from "./config";
 import { findJupyterPython, jupyterEnv, KERNEL_NAME, writeKernelSpec } from "./jupyter";
-import { projectRoot, runDir } from "./paths";
+import { projectRoot } from "../util/project";
+import { runDir } from "./files";
+import { runFiles } from "./files";
 
 export interface RunnerOptions {
   readonly run: string;
@@ -78,7 +80,7 @@ export function selectNotebooks(all: readonly string[], only: readonly string[])
 
 /** The run's config: the saved one (or defaults) with the overrides applied, saved again. */
 export function prepareRunConfig(run: string, set: readonly string[]): RunConfig {
-  const base = existsSync(configPath(run)) ? loadRunConfig(run) : defaultConfig(run);
+  const base = existsSync(runFiles(run).config) ? loadRunConfig(run) : defaultConfig(run);
   const config = applyOverrides(base, set);
   saveRunConfig(config);
   return config;
@@ -108,7 +110,7 @@ export interface SeriesResult {
 /** Executes the selected notebooks in order into runs/<run>/notebooks/, stopping at the first failure. */
 export async function runNotebooks(options: RunnerOptions): Promise<SeriesResult> {
   const config = prepareRunConfig(options.run, options.set);
-  const outputDir = join(runDir(config.run), "notebooks");
+  const outputDir = runFiles(config.run).notebooks;
   const selected = selectNotebooks(listNotebooks(), options.only);
   if (!options.execute) return { ok: true, executed: [], outputDir };
   const python = findJupyterPython();

@@ -4,10 +4,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf, type BackendReport } from "../kernels/backend";
-import { configPath, loadRunConfig, type RunConfig } from "./config";
-import { projectRoot } from "./paths";
-import { requireFromProject } from "../util/project-require";
+import { loadRunConfig, type RunConfig } from "./config";
+import { projectRoot } from "../util/project";
+import { requireFromProject } from "../util/project";
 import { jpegDecoder } from "../kernels/turbojpeg";
+import { runFiles } from "./files";
 
 export interface NotebookContext {
   readonly config: RunConfig;
@@ -67,7 +68,7 @@ export async function startNotebook(notebook: string): Promise<NotebookContext> 
   const v = versions();
   const width = Math.max(...Object.keys(v).map((k) => k.length));
   const lines = [
-    `${notebook} · run "${config.run}" · config ${configPath(config.run).replace(projectRoot() + "/", "")}`,
+    `${notebook} · run "${config.run}" · config ${runFiles(config.run).config.replace(projectRoot() + "/", "")}`,
     ...Object.entries(v).map(([k, x]) => `${k.padEnd(width)}  ${x}`),
     describeBackend(backend),
   ];

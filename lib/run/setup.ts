@@ -5,8 +5,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { findJupyterPython, installUserKernelSpec, writeKernelSpec } from "./jupyter";
-import { projectRoot } from "./paths";
-import { requireFromProject } from "../util/project-require";
+import { projectRoot } from "../util/project";
+import { requireFromProject } from "../util/project";
 import { DEBIAN_TURBOJPEG_PACKAGE, loadTurboJpeg } from "../kernels/turbojpeg";
 
 /** Debian's packages for running notebooks headless (nbclient/nbconvert) and opening them in classic Notebook. */

@@ -14,13 +14,12 @@ import { existsSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tf } from "../kernels/backend";
-import { createNpyWriter, openNpyReader, type NpyWriter } from "../formats/npy";
+import { checkFiniteRows, createNpyWriter, openNpyReader, type NpyWriter } from "../formats/npy";
 import { ProgressBar, type ProgressMode } from "../display/progress";
-import { checkFiniteRows, type SparseAutoencoder } from "./sae";
+import type { SparseAutoencoder } from "./sae";
 import { yieldSometimes, type Vectors } from "./train";
+import { RUN_FILE_NAMES } from "../run/files";
 
-export const FEATURE_STATS_FILE = "sae_feature_stats.json";
-export const DENSE_FEATURES_FILE = "sae_features.npy";
 
 /** The best activations of one feature, best first (at most topK; fewer when it fired on fewer rows). */
 export interface FeatureTop {
@@ -125,7 +124,7 @@ export async function extractFeatures(sae: SparseAutoencoder, source: RowSource,
     const bytes = rows * m * 4;
     let denseReason = options.denseDir === undefined ? "not requested" : `${(bytes / 2 ** 20).toFixed(0)} MiB would exceed the ${(limit / 2 ** 20).toFixed(0)} MiB limit`;
     if (options.denseDir !== undefined && bytes <= limit) {
-      writer = await createNpyWriter(join(options.denseDir, DENSE_FEATURES_FILE), "float32", [rows, m]);
+      writer = await createNpyWriter(join(options.denseDir, RUN_FILE_NAMES.saeFeatures), "float32", [rows, m]);
       denseReason = `${(bytes / 2 ** 20).toFixed(1)} MiB, under the ${(limit / 2 ** 20).toFixed(0)} MiB limit`;
     }
     const count = new Float64Array(m);
@@ -205,7 +204,7 @@ export async function extractFeatures(sae: SparseAutoencoder, source: RowSource,
 
 /** Writes dir/sae_feature_stats.json atomically. */
 export async function saveFeatureStats(stats: FeatureStats, dir: string): Promise<string> {
-  const path = join(dir, FEATURE_STATS_FILE);
+  const path = join(dir, RUN_FILE_NAMES.saeFeatureStats);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, JSON.stringify(stats));
@@ -219,7 +218,7 @@ export async function saveFeatureStats(stats: FeatureStats, dir: string): Promis
 
 /** Reads dir/sae_feature_stats.json (written by notebook 04-sae). */
 export async function loadFeatureStats(dir: string): Promise<FeatureStats> {
-  const path = join(dir, FEATURE_STATS_FILE);
+  const path = join(dir, RUN_FILE_NAMES.saeFeatureStats);
   if (!existsSync(path)) throw new Error(`${path} does not exist: run notebook 04-sae first (it writes the per-feature statistics)`);
   let stats: FeatureStats;
   try {

@@ -31,6 +31,7 @@ import { join } from "node:path";
 import { tf } from "../kernels/backend";
 import type { Preset, RunConfig, SaeConfig } from "../run/config";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../formats/safetensors";
+import { RUN_FILE_NAMES } from "../run/files";
 
 export type SaeArchitecture = "relu" | "topk";
 
@@ -260,16 +261,6 @@ function checkWidth(width: number, expected: number, where: string): void {
   }
 }
 
-/** Throws naming the first row with a NaN or infinite value (data is row-major [rows, cols]). */
-export function checkFiniteRows(data: Float32Array, cols: number, source: string, firstRow = 0): void {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      const row = firstRow + Math.floor(i / cols);
-      throw new Error(`${source}: row ${row} has a ${Number.isNaN(data[i]) ? "NaN" : "infinite"} value (column ${i % cols}): re-create the vectors (notebook 03) or drop that row`);
-    }
-  }
-}
-
 /** A new SAE initialised as its preset says (b_d stays 0 until the trainer sets it from the data for "tied-unit"). */
 export function createSae(spec: SaeSpec): SaeModel {
   const { inputDim: d, dictionarySize: m, training } = spec;
@@ -320,15 +311,13 @@ export function normaliseRows(w: tf.Tensor2D): tf.Tensor2D {
 // ---------------------------------------------------------------------------------------------------------------
 // sae.safetensors + sae.json
 
-export const SAE_WEIGHTS_FILE = "sae.safetensors";
-export const SAE_META_FILE = "sae.json";
 
 /** Writes dir/sae.safetensors and dir/sae.json, each atomically (temp file + rename). */
 export async function saveSae(sae: SparseAutoencoder, dir: string): Promise<void> {
   if (!(sae instanceof SaeModel)) throw new Error("saveSae: pass an SAE made by createSae or loadSae");
   await mkdir(dir, { recursive: true });
-  await writeSafetensors(join(dir, SAE_WEIGHTS_FILE), await tensorsOf(sae.named()), { format: sae.meta.format, preset: sae.meta.preset, architecture: sae.meta.architecture });
-  await writeAtomic(join(dir, SAE_META_FILE), Buffer.from(JSON.stringify(sae.meta, null, 2) + "\n"));
+  await writeSafetensors(join(dir, RUN_FILE_NAMES.saeWeights), await tensorsOf(sae.named()), { format: sae.meta.format, preset: sae.meta.preset, architecture: sae.meta.architecture });
+  await writeAtomic(join(dir, RUN_FILE_NAMES.saeMeta), Buffer.from(JSON.stringify(sae.meta, null, 2) + "\n"));
 }
 
 /** Reads dir/sae.safetensors + dir/sae.json, checking every tensor's name, dtype and shape against the meta. */
@@ -338,10 +327,10 @@ export async function loadSae(dir: string): Promise<SparseAutoencoder> {
 
 /** loadSae, typed as the trainable model. */
 export async function loadSaeModel(dir: string): Promise<SaeModel> {
-  const metaPath = join(dir, SAE_META_FILE);
-  const weightsPath = join(dir, SAE_WEIGHTS_FILE);
+  const metaPath = join(dir, RUN_FILE_NAMES.saeMeta);
+  const weightsPath = join(dir, RUN_FILE_NAMES.saeWeights);
   for (const path of [metaPath, weightsPath]) {
-    if (!existsSync(path)) throw new Error(`${path} does not exist: train the SAE first (notebook 04-sae writes ${SAE_WEIGHTS_FILE} and ${SAE_META_FILE})`);
+    if (!existsSync(path)) throw new Error(`${path} does not exist: train the SAE first (notebook 04-sae writes ${RUN_FILE_NAMES.saeWeights} and ${RUN_FILE_NAMES.saeMeta})`);
   }
   let meta: SaeMeta;
   try {
@@ -359,14 +348,14 @@ export async function loadSaeModel(dir: string): Promise<SaeModel> {
   try {
     tensors = await readSafetensors(weightsPath);
   } catch (e) {
-    throw new Error(`${(e as Error).message} (re-run notebook 04-sae to write ${SAE_WEIGHTS_FILE} again)`);
+    throw new Error(`${(e as Error).message} (re-run notebook 04-sae to write ${RUN_FILE_NAMES.saeWeights} again)`);
   }
   for (const name of SAE_PARAMETER_NAMES) {
     const t = tensors.get(name);
     if (t === undefined) throw new Error(`${weightsPath} has no tensor "${name}": it is not an SAE of this project; re-run notebook 04-sae`);
     if (t.dtype !== "F32") throw new Error(`${weightsPath}: "${name}" is ${t.dtype}, F32 expected; re-run notebook 04-sae`);
     if (t.shape.join(",") !== expected[name].join(",")) {
-      throw new Error(`${weightsPath}: "${name}" has shape [${t.shape.join(", ")}] but ${SAE_META_FILE} says [${expected[name].join(", ")}]: the two files do not belong together; re-run notebook 04-sae`);
+      throw new Error(`${weightsPath}: "${name}" has shape [${t.shape.join(", ")}] but ${RUN_FILE_NAMES.saeMeta} says [${expected[name].join(", ")}]: the two files do not belong together; re-run notebook 04-sae`);
     }
   }
   const variable = <R extends tf.Rank>(name: SaeParameterName): tf.Variable<R> => {

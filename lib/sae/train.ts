@@ -24,10 +24,10 @@ import type { Preset, RunConfig, SaeConfig } from "../run/config";
 import type { Figure, Trace } from "../display/figures";
 import type { Row } from "../display/html-table";
 import { ProgressBar, type ProgressMode } from "../display/progress";
+import { checkFiniteRows } from "../formats/npy";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../formats/safetensors";
 import {
   activeMask,
-  checkFiniteRows,
   createSae,
   loadSaeModel,
   matMulBias,

@@ -1,20 +1,11 @@
-// The statistics of the blind test's analysis, equal to the Python tools the post used (pandas' describe(), scipy's
-// ttest_ind) and to the ones a careful analysis adds (Welch's t-test, Mann–Whitney U, Cohen's d, a bootstrap
+// The statistics of the blind test's analysis, equal to the Python tools the post used (scipy's ttest_ind; pandas'
+// describe() table is lib/display/html-table `describeColumns`) and to the ones a careful analysis adds (Welch's t-test, Mann–Whitney U, Cohen's d, a bootstrap
 // confidence interval, the sample size for 80 % power). p-values need the Student t and normal distributions:
 // the t CDF is the regularized incomplete beta function (continued fraction, Lentz's method), the normal one the
 // regularized incomplete gamma function of ½ (erfc). Both are accurate to ~1e-14, far below what a p-value needs.
 // Checked against scipy 1.10 / pandas 1.5 in test/fixtures/statistics/.
 
-import { describeColumns, type DescribeStat } from "../display/html-table";
-import type { Row } from "../display/html-table";
 import { Rng } from "./random";
-
-export { describeColumns, DESCRIBE_STATS, type DescribeStat } from "../display/html-table";
-
-/** pandas' `pd.DataFrame(columns).describe()` (count, mean, sample std, min, quartiles, max), keyed by statistic. */
-export function describe(columns: Readonly<Record<string, ArrayLike<number>>>): Record<DescribeStat, Row> {
-  return describeColumns(columns);
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Special functions
@@ -427,6 +418,13 @@ export function formatTTest(result: TestResult): string {
   return `t-stat: ${result.statistic.toFixed(4)}, pvalue: ${result.pvalue.toFixed(4)}`;
 }
 
+/** One row of `compareRatings`: a test's statistic, its p-value where it has one, and how it was computed. */
+export interface ComparisonRow {
+  readonly statistic: number | null;
+  readonly "p-value": number | null;
+  readonly note: string;
+}
+
 /**
  * Everything the blind test's analysis reports beyond the post's t-test, as table rows (test → statistic, p-value,
  * note). Degenerate samples (all ratings equal) give NaN where scipy gives nan, and the power row says why.
@@ -435,7 +433,7 @@ export function compareRatings(
   sparse: readonly number[],
   dense: readonly number[],
   options: { seed?: number; resamples?: number } = {},
-): Record<string, Row> {
+): Record<string, ComparisonRow> {
   const student = tTestInd(sparse, dense);
   const welch = welchTTest(sparse, dense);
   const mwu = mannWhitneyU(sparse, dense);

@@ -1,8 +1,9 @@
-// Where things live. Every path is resolved from the project root, which is found by walking up from the
+// Where the project is, and paths as people should see them. Every path is resolved from the project root, which is found by walking up from the
 // working directory to this project's package.json: scripts, tests and the notebook kernel all start there, and
 // `import.meta`/`__dirname` are not available in every one of those module systems (tslab compiles to CommonJS).
 
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 
 let cachedRoot: string | undefined;
@@ -25,11 +26,6 @@ export function projectRoot(start: string = process.cwd()): string {
   }
 }
 
-/** `runs/<run>/`: everything one run writes. */
-export function runDir(run: string): string {
-  return join(projectRoot(), "runs", run);
-}
-
 /** `data/` (or $CELEBA_SAE_DATA): datasets, downloaded or generated, never committed. */
 export function dataDir(): string {
   const override = process.env.CELEBA_SAE_DATA;
@@ -45,4 +41,13 @@ export function displayPath(path: string): string {
 /** Text with every absolute path inside the project shown relative to it (see displayPath). */
 export function displayText(text: string): string {
   return text.split(`${projectRoot()}/`).join("");
+}
+
+/**
+ * `require` resolving from the project's package.json: optional native packages (tfjs-node, onnxruntime-node) are
+ * looked up in the project's node_modules wherever the calling code was compiled (tslab, tsx, vitest), without
+ * `import.meta` or `__dirname`, which not every one of those module systems has.
+ */
+export function requireFromProject(): NodeJS.Require {
+  return createRequire(join(projectRoot(), "package.json"));
 }
