@@ -8,22 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig } from "../lib/run/config";
 import { Adam } from "../lib/model/adam";
-import {
-  batchGradients,
-  contrastiveTargets,
-  finetuneLoss,
-  initialModel,
-  listCheckpoints,
-  NonFiniteLossError,
-  rotate180,
-  shuffledOrder,
-  totalSteps,
-  trainModel,
-  trainStep,
-  type BatchSource,
-  type LossSettings,
-  type TrainSettings,
-} from "../lib/model/finetune";
+import { batchGradients, NonFiniteLossError, trainStep } from "../lib/model/step";
+import { contrastiveTargets, finetuneLoss, type LossSettings } from "../lib/model/loss";
+import { initialModel, shuffledOrder, totalSteps, trainModel, type BatchSource, type TrainSettings } from "../lib/model/finetune";
+import { listCheckpoints } from "../lib/model/checkpoints";
+import { rotate180 } from "../lib/model/inputs";
 import type { ImageBatch } from "../lib/data/image-loader";
 import { projectRoot } from "../lib/util/project";
 import { createResNet18, type ResNet18 } from "../lib/model/resnet18";

@@ -3,7 +3,7 @@
 // the user names.
 // The choice is recorded in runs/<run>/dataset.json so every later notebook opens exactly the same images.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { datasetFolder, type RunConfig } from "../run/config";
 import { checkCelebAImages, describeCelebALayout, detectCelebALayout } from "./celeba-layout";
@@ -193,4 +193,19 @@ export function imagesOfSamePerson(dataset: ImageDataset, index: number): number
   const out: number[] = [];
   for (let i = 0; i < ids.length; i++) if (ids[i] === ids[index]) out.push(i);
   return out;
+}
+
+/**
+ * Where decoded images are cached: a uint8 .npy beside the dataset (shared by the runs that use it), or in the run's
+ * folder when the dataset's folder is read-only; keyed by resize mode, size and image count.
+ */
+export function imageCachePath(config: RunConfig, dataset: ImageDataset): string | undefined {
+  if (!config.imageCache) return undefined;
+  let folder = join(dataset.root, ".celeba-sae-cache");
+  try {
+    accessSync(dataset.root, constants.W_OK);
+  } catch {
+    folder = runFiles(config.run).imageCache;
+  }
+  return join(folder, `images-${config.resize}-${config.imageSize}-n${dataset.count}.npy`);
 }

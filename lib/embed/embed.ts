@@ -14,14 +14,15 @@ import { join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
 import type { EngineChoice, Preset, RunConfig } from "../run/config";
 import { openRunDataset } from "../data/datasets";
-import { imageCachePath, preprocess } from "../model/finetune";
+import { imageCachePath } from "../data/datasets";
+import { preprocess } from "../model/inputs";
 import type { ImageDataset } from "../data/image-dataset";
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
 import { checkFiniteRows, createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "../formats/npy";
 import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../model/onnx/session";
 import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
 import { displayPath } from "../util/project";
-import { runDir, runFiles } from "../run/files";
+import { runFiles } from "../run/files";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import { loadResNet18, type ResNet18 } from "../model/resnet18";
 

@@ -10,7 +10,6 @@ import { basename, join } from "node:path";
 import { applyOverrides, defaultConfig, loadRunConfig, RUN_ENV, saveRunConfig, type RunConfig } from "./config";
 import { findJupyterPython, jupyterEnv, KERNEL_NAME, writeKernelSpec } from "./jupyter";
 import { projectRoot } from "../util/project";
-import { runDir } from "./files";
 import { runFiles } from "./files";
 
 export interface RunnerOptions {

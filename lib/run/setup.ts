@@ -3,7 +3,6 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { findJupyterPython, installUserKernelSpec, writeKernelSpec } from "./jupyter";
 import { projectRoot } from "../util/project";
 import { requireFromProject } from "../util/project";
@@ -52,7 +51,9 @@ export function aptInstall(packages: readonly string[]): boolean {
   if (apt === undefined) return false;
   const [cmd, ...pre] = apt;
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  return run(cmd, [...pre, "update", "-q"], env) && run(cmd, [...pre, "install", "-y", "-q", ...packages], env);
+  // Another apt-get (a second setup, unattended upgrades) holds dpkg's lock for a while: wait for it instead of failing.
+  const wait = ["-o", "DPkg::Lock::Timeout=600"];
+  return run(cmd, [...pre, ...wait, "update", "-q"], env) && run(cmd, [...pre, ...wait, "install", "-y", "-q", ...packages], env);
 }
 
 /** Installs Jupyter's Python side with apt (Debian/Ubuntu) or else pip. */
