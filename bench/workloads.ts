@@ -19,7 +19,7 @@ import { loadOnnxRuntime } from "../lib/model/onnx/session";
 import { createResNet18 } from "../lib/model/resnet18";
 import { jpegDecoder } from "../lib/kernels/turbojpeg";
 import { createSae, presetTraining } from "../lib/sae/sae";
-import { saeOptimizer, saeStep } from "../lib/sae/train";
+import { saeOptimizer, saeStep } from "../lib/sae/step";
 
 export interface BenchOptions {
   readonly reps: number;

@@ -5,7 +5,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { activeMask, createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae/sae";
-import { parseSweep, saeGradients, saeOptimizer, saeStep, scaleForTraining, trainSae, type Vectors } from "../lib/sae/train";
+import { parseSweep } from "../lib/sae/sweep";
+import { saeGradients, saeOptimizer, saeStep, scaleForTraining } from "../lib/sae/step";
+import { trainSae } from "../lib/sae/train";
+import { type Vectors } from "../lib/sae/metrics";
 
 beforeAll(async () => {
   await initBackend();

@@ -17,7 +17,8 @@ import { tf } from "../kernels/backend";
 import { checkFiniteRows, createNpyWriter, openNpyReader, type NpyWriter } from "../formats/npy";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import type { SparseAutoencoder } from "./sae";
-import { yieldSometimes, type Vectors } from "./train";
+import type { Vectors } from "./metrics";
+import { yieldSometimes } from "../util/yield";
 import { RUN_FILE_NAMES } from "../run/files";
 
 
