@@ -6,5 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 300_000,
     pool: "forks",
+    // Hermetic: nothing reaches the Hugging Face Hub (notebook 02's finetune.weights=auto then starts from random
+    // initialisation, as on a machine without internet); Hub tests pass their own environment and a stand-in Hub.
+    env: { HF_HUB_OFFLINE: "1" },
   },
 });

@@ -3,6 +3,7 @@
 //
 //   config.json                 the run's config (lib/run/config)
 //   dataset.json                which dataset the run uses (notebook 01)
+//   initial_weights.json        the weights fine-tuning started from: ImageNet (revision, SHA-256), a file or random
 //   image-cache/                decoded images, when the dataset's own folder is read-only (notebook 02)
 //   checkpoints/                fine-tuning checkpoints, step-N (notebook 02)
 //   resnet18.safetensors        the fine-tuned model, torchvision key names (notebook 02)
@@ -25,6 +26,7 @@ import { projectRoot } from "../util/project";
 export const RUN_FILE_NAMES = {
   config: "config.json",
   dataset: "dataset.json",
+  initialWeights: "initial_weights.json",
   imageCache: "image-cache",
   checkpoints: "checkpoints",
   model: "resnet18.safetensors",
@@ -75,6 +77,7 @@ export function runFolderFiles(folder: string): RunFiles {
     dir: folder,
     config: at(n.config),
     dataset: at(n.dataset),
+    initialWeights: at(n.initialWeights),
     imageCache: at(n.imageCache),
     checkpoints: at(n.checkpoints),
     model: at(n.model),
