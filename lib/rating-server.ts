@@ -8,7 +8,8 @@
 //   POST /api/undo         takes back the last rating → the new state
 // Requests from outside loopback, with a Host that is not this server (DNS rebinding), or without the token are
 // refused before anything else is looked at. Nothing served says which grids are dense or sparse: the server
-// never reads the unblinding key.
+// never reads the unblinding key. While it runs the server is the one writer of the session's ratings (it holds
+// blind-test/ratings.lock, see lib/blind-test.ts): a second server or kernel rating the same run is refused.
 
 import { timingSafeEqual, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -66,6 +67,7 @@ export interface RatingServer {
   readonly token: string;
   /** Resolves when every grid is rated. */
   readonly finished: Promise<void>;
+  /** Stops the server and releases the session's ratings lock. */
   close(): Promise<void>;
 }
 
@@ -155,16 +157,26 @@ export async function startRatingServer(session: BlindSession, options: { port?:
     server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
   });
   port = (server.address() as AddressInfo).port;
+  const closeServer = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  try {
+    session.acquireWriter(`the rating page server at http://127.0.0.1:${port}/`);
+  } catch (error) {
+    await closeServer();
+    throw error;
+  }
   return {
     url: `http://127.0.0.1:${port}/?token=${token}`,
     port,
     token,
     finished,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      await closeServer();
+      session.close();
+    },
   };
 }
 
