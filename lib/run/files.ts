@@ -14,7 +14,8 @@
 //   sae_features.npy            dense N × dictionary features, when small enough (notebook 04)
 //   sae_feature_stats.json      per-feature statistics (notebook 04)
 //   top_activations.json        the top-16 faces of every dense dimension and SAE feature (notebook 05)
-//   blind-test/                 the blinded session: session.json, images/, grid-rows.json, ratings.jsonl (notebook 06)
+//   blind-test/                 the blinded session: session.json, images/, grid-rows.json, ratings.jsonl and its
+//                               writer's ratings.lock (notebook 06)
 //   blind-test-key.json         the unblinding key, outside the served folder (notebook 06)
 //   notebooks/                  the executed notebooks
 //   post/                       the exported blog post (notebook 07, npm run export)
@@ -54,6 +55,8 @@ export interface BlindTestFiles {
   readonly images: string;
   readonly gridRows: string;
   readonly ratings: string;
+  /** Held by the one process that may write ratings (lib/blind-test/session). */
+  readonly lock: string;
   readonly key: string;
 }
 
@@ -98,6 +101,7 @@ export function runFolderFiles(folder: string): RunFiles {
       gridRows: join(blind, "grid-rows.json"),
       images: join(blind, "images"),
       ratings: join(blind, "ratings.jsonl"),
+      lock: join(blind, "ratings.lock"),
       key: at(n.blindTestKey),
     },
     notebooks: at(n.notebooks),
