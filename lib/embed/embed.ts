@@ -12,14 +12,15 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
-import type { EngineChoice, Preset, RunConfig } from "../run/config";
+import type { EngineChoice } from "../kernels/backend-names";
+import type { Preset, RunConfig } from "../run/config";
 import { openRunDataset } from "../data/datasets";
 import { imageCachePath } from "../data/datasets";
 import { preprocess } from "../model/inputs";
 import type { ImageDataset } from "../data/image-dataset";
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
 import { checkFiniteRows, createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "../formats/npy";
-import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../model/onnx/session";
+import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../kernels/onnxruntime";
 import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
 import { displayPath } from "../util/project";
 import { runFiles } from "../run/files";

@@ -30,7 +30,7 @@ import { createImageLoader, type ImageBatch } from "../data/image-loader";
 
 import { createNativeTrainer, type NativeTrainer } from "./onnx/train";
 
-import { chooseEngine, describeEngine } from "./onnx/session";
+import { chooseEngine, describeEngine } from "../kernels/onnxruntime";
 
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
 

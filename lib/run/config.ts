@@ -10,16 +10,11 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { BACKEND_ORDER, type BackendChoice } from "../kernels/backend-names";
+import { BACKEND_ORDER, ENGINES, type BackendChoice, type EngineChoice } from "../kernels/backend-names";
 import { dataDir, projectRoot } from "../util/project";
 import { runDir, runFiles } from "./files";
 
 export type Preset = "post" | "recommended";
-
-/** Who embeds the faces (notebook 03) and who runs fine-tuning's passes (02): see `EmbedConfig.engine`,
- *  `FinetuneConfig.engine`. */
-export const ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
-export type EngineChoice = (typeof ENGINES)[number];
 
 export interface SyntheticConfig {
   /** How many synthetic faces to generate. */
