@@ -8,7 +8,7 @@
 // Benchmarks are never tests: run them on an otherwise idle machine.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -51,6 +51,25 @@ interface Baseline {
   readonly items: number;
   readonly peak_mb: number;
   readonly torch: string;
+  /** torch.get_num_threads(), the BLAS torch.__config__.show() names, and ATen's parallel backend. */
+  readonly threads: number;
+  readonly blas: string;
+  readonly parallel: string;
+}
+
+/** The CPU as /proc/cpuinfo names it: vendor, model, and whether it has AVX-512 (ratios differ by machine). */
+function cpuDescription(): string {
+  const fallback = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}`;
+  let info: string;
+  try {
+    info = readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return fallback;
+  }
+  const field = (name: string): string | undefined => info.match(new RegExp(`^${name}\\s*: (.*)$`, "m"))?.[1]?.trim();
+  const flags = field("flags")?.split(" ") ?? [];
+  const simd = flags.includes("avx512f") ? "AVX-512" : flags.includes("avx2") ? "AVX2" : "no AVX2";
+  return `${cpus().length} × ${field("model name") ?? cpus()[0]?.model ?? "CPU"} (${field("vendor_id") ?? "vendor unknown"}, ${simd})`;
 }
 
 type Options = BenchOptions & { readonly only: ReadonlySet<string>; readonly child: string | undefined };
@@ -245,7 +264,7 @@ async function main(): Promise<void> {
     notes.push(note);
   }
   const results: [Measurement, Baseline | undefined][] = [];
-  let torchVersion = "";
+  let torch: Baseline | undefined;
   for (const workload of WORKLOADS.filter((w) => options.only.has(w.group))) {
     if (workload.needsData === true && options.data === undefined) {
       notes.push(`${workload.name}: skipped (give --data FOLDER, e.g. ../shared/data/celeba-dev)`);
@@ -263,7 +282,7 @@ async function main(): Promise<void> {
     if (baselineName !== null && torchMissing === null) {
       const b = pytorchBaseline(baselineName, runOptions);
       if (typeof b === "string") notes.push(`PyTorch ${baselineName}: ${b}`);
-      else [base, torchVersion] = [b, b.torch];
+      else [base, torch] = [b, b];
     }
     if (m.summary !== undefined) notes.push(`${m.name}: ${m.summary}`);
     console.log(`  ${fmt(median(m.seconds))} s${base ? `, PyTorch ${fmt(median(base.seconds))} s` : ""}${m.summary ? `; ${m.summary}` : ""}`);
@@ -277,7 +296,7 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error("npm run demo failed: see its output above");
     notes.push(`\`npm run demo\` (dataset already generated, fresh runs/demo/): ${((performance.now() - started) / 60000).toFixed(1)} min wall`);
   }
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
+  const machine = `${cpuDescription()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
   const head = ["workload", "TF.js median", "min–max", "throughput", "GFLOP/s (of WASM ceiling)", "peak RSS", "PyTorch median", "PyTorch GFLOP/s", "PyTorch peak RSS", "ratio to PyTorch"];
   const report = [
     "# Benchmarks",
@@ -286,7 +305,9 @@ async function main(): Promise<void> {
     "",
     `- Machine: ${machine}.`,
     `- TF.js: ${describeBackend(backend).split("\n")[0].replace("TF.js backend: ", "")}.`,
-    `- PyTorch: Debian's python3-torch ${torchVersion}, \`torch.set_num_threads(2)\`. ${torchMissing ?? ""}`,
+    torch === undefined
+      ? `- PyTorch: not run. ${torchMissing ?? ""}`
+      : `- PyTorch: Debian's python3-torch ${torch.torch}, \`torch.set_num_threads(2)\` (${torch.threads} threads in use; BLAS: ${torch.blas}; ${torch.parallel || "ATen parallel backend not reported"}).`,
     `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
     "- Every workload ran in a process of its own, TF.js and PyTorch alike: peak RSS is that process's maximum resident memory.",
     "- `resnet18 embed onnx` rows run the same model exported to ONNX on onnxruntime-node (notebook 03's engine when it is installed), against the same PyTorch rows.",
