@@ -1,4 +1,5 @@
-// `npm run bench [-- --only decode,resnet,onnx,sae,data,demo] [--reps N] [--data FOLDER] [--images N]`
+// `npm run bench [-- --only decode,resnet,onnx,sae,data,demo,full-size] [--reps N] [--data FOLDER] [--images N]`
+// (full-size: the whole series on 202,599 faces, bench/full-size.ts; its section of results.md is kept otherwise)
 //
 // Runs each workload of bench/workloads.ts in a process of its own (so that its peak memory is its own), the same
 // work in PyTorch on this machine (bench/pytorch_baseline.py, Debian's python3-torch with 2 threads, also one process
@@ -10,12 +11,14 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf } from "../lib/kernels/backend";
 import { openImageDataset } from "../lib/data/image-dataset";
 import { projectRoot } from "../lib/util/project";
 import { aptInstall } from "../lib/run/setup";
+import { previousFullSizeSection, runFullSize, withFullSizeSection } from "./full-size";
+import { listNotebooks } from "../lib/run/notebook-runner";
 import { CELEBA_FACES, WORKLOADS, type BenchOptions, type Workload } from "./workloads";
 
 /** WASM SIMD (128-bit, no FMA) tops out near 80 GFLOP/s on these 2 cores (shared/notes/tfjs-on-cpu.md). */
@@ -255,6 +258,15 @@ async function main(): Promise<void> {
     return;
   }
   console.log(describeBackend(backend));
+  const resultsPath = join(projectRoot(), "bench", "results.md");
+  const previous = existsSync(resultsPath) ? readFileSync(resultsPath, "utf8") : "";
+  const fullSize = options.only.has("full-size") ? (await runFullSize(listNotebooks().map((f) => basename(f, ".ipynb")))).section : previousFullSizeSection(previous);
+  if (options.only.size === 1 && fullSize !== undefined && options.only.has("full-size")) {
+    // Only the full-size run: the rest of the report stays as it was.
+    writeFileSync(resultsPath, withFullSizeSection(previous, fullSize));
+    console.log(fullSize);
+    return;
+  }
   const torchMissing = pytorchReady();
   const notes: string[] = [];
   let imageOptions: Options = options;
@@ -319,8 +331,9 @@ async function main(): Promise<void> {
     "",
     kernelSection(results.map(([m]) => m).filter((m) => !m.name.startsWith("sae epoch"))),
     "",
+    ...(fullSize === undefined ? [] : [fullSize, ""]),
   ].join("\n");
-  writeFileSync(join(projectRoot(), "bench", "results.md"), report);
+  writeFileSync(resultsPath, report);
   console.log(report);
 }
 
