@@ -30,7 +30,8 @@ export interface OrtSessionOptions {
 }
 
 export interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  /** `fetches`: tensors to write outputs into (preallocated, of the outputs' shapes) instead of new ones. */
+  run(feeds: Record<string, OrtTensor>, fetches?: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 

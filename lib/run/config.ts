@@ -80,6 +80,9 @@ export interface SaeConfig {
   readonly k: number;
   /** λ values (or k values for topk) of the sweep, comma-separated ("" : no sweep). */
   readonly sweep: string;
+  /** Who runs the training step (lib/sae/onnx-step): "auto": onnxruntime-node's native kernels when it is
+   *  installed, else TF.js; "onnxruntime": onnxruntime-node or an error; "tfjs": always TF.js. Same results. */
+  readonly engine: EngineChoice;
 }
 
 /** Inspecting features (notebook 05). */
@@ -187,6 +190,7 @@ export function defaultConfig(run = "dev"): RunConfig {
       epochs: null,
       k: 32,
       sweep: "",
+      engine: "auto",
     },
     inspect: { features: "0-15", topImages: 16, normalize: "rows", rotationSample: 256 },
     blindTest: { features: "16-31", rater: "auto", seed: 0 },
@@ -244,6 +248,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "sae.epochs": { kind: "int", min: 1, nullable: true },
   "sae.k": POSITIVE_INT,
   "sae.sweep": { kind: "string", pattern: /^$|^[0-9.eE+-]+(,[0-9.eE+-]+)*$/, hint: 'comma-separated numbers like "0.01,0.1,1", or ""' },
+  "sae.engine": { kind: "choice", values: ENGINES },
   "inspect.features": FEATURES,
   "inspect.topImages": POSITIVE_INT,
   "inspect.normalize": { kind: "choice", values: ["rows", "raw"] },
