@@ -20,6 +20,7 @@ import { createResNet18 } from "../lib/model/resnet18";
 import { jpegDecoder } from "../lib/kernels/turbojpeg";
 import { createSae, presetTraining } from "../lib/sae/sae";
 import { saeOptimizer, saeStep } from "../lib/sae/step";
+import { createNativeSaeStepper } from "../lib/sae/onnx-step";
 
 export interface BenchOptions {
   readonly reps: number;
@@ -180,25 +181,37 @@ function onnxEmbed(batch: number, size: number): Workload {
   };
 }
 
-/** One step of the post's SAE at batch 512 (d = 512). */
-function saeStepWorkload(dictionary: number): Workload {
+/**
+ * One step of the post's SAE at batch 512 (d = 512): on TF.js (lib/sae/step), or on onnxruntime-node
+ * (lib/sae/onnx-step: forward, backward and Adam in one graph, the parameters and Adam's moments kept native
+ * between steps; notebook 04's engine when it is installed).
+ */
+function saeStepWorkload(dictionary: number, engine: "tfjs" | "onnxruntime" = "tfjs"): Workload {
+  const native = engine === "onnxruntime";
   return {
-    name: `sae step ${dictionary}`,
+    name: `sae step ${native ? "onnx " : ""}${dictionary}`,
     group: "sae",
-    kernels: true,
+    kernels: !native,
+    native,
+    baseline: `sae step ${dictionary}`,
     async prepare() {
+      const loaded = native ? loadOnnxRuntime() : null;
+      if (loaded !== null && loaded.ok === false) throw new Error(`${loaded.reason} (npm install onnxruntime-node)`);
       const x = tf.randomNormal([512, 512], 0, 1, "float32", 3) as tf.Tensor2D;
+      const rows = tidyValues(() => tf.clone(x));
       const training = { ...presetTraining("post", "relu"), batchSize: 512, seed: 1 };
       const sae = createSae({ preset: "post", architecture: "relu", inputDim: 512, dictionarySize: dictionary, training });
       const adam = saeOptimizer(sae, training.weightDecay);
+      const stepper = loaded !== null && loaded.ok === true ? createNativeSaeStepper(sae, adam, loaded) : null;
       return {
         items: 512,
         unit: "vec",
         // forward 4·B·d·m, backward ≈ 2× forward
         flops: 12 * 512 * 512 * dictionary,
         warmup: 2,
-        step: async () => void saeStep(sae, adam, x, training.learningRate, training.l1),
-        dispose() {
+        step: async () => void (stepper === null ? saeStep(sae, adam, x, training.learningRate, training.l1) : await stepper.step(rows, 512, training.learningRate, training.l1, null)),
+        async dispose() {
+          await stepper?.close();
           adam.dispose();
           sae.dispose();
           x.dispose();
@@ -270,5 +283,8 @@ export const WORKLOADS: readonly Workload[] = [
   saeStepWorkload(512),
   saeStepWorkload(4096),
   saeStepWorkload(16384),
+  saeStepWorkload(512, "onnxruntime"),
+  saeStepWorkload(4096, "onnxruntime"),
+  saeStepWorkload(16384, "onnxruntime"),
   trainingDataWait(12),
 ];
