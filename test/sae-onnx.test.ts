@@ -1,8 +1,9 @@
 // The SAE's training step on ONNX Runtime (lib/sae/onnx-graph, lib/sae/onnx-step) against TF.js's (lib/sae/step):
 // loss parts and firing counts at every step, the parameters and Adam's moments (after one step the first moment is
-// (1 − β1)·gradient, so this checks every gradient) after 1 and after 3 steps, for post/relu, recommended/relu and
-// recommended/topk with AuxK on dead features, at odd sizes with a smaller last batch; the state staying native
-// until syncToModel(); reloading after TF.js's state changed; memory; and the choice of engine.
+// (1 − β1)·(gradient + weight decay·p), so this checks every gradient) after 1 and after 3 steps, for post/relu, recommended/relu and
+// recommended/topk with AuxK on dead features, at odd sizes with a smaller last batch; a 3-epoch loop shaped as
+// lib/sae/train's (warm-up, AuxK from the loop's counters, a sync per epoch); the state staying native until
+// syncToModel(); reloading after TF.js's state changed; memory; and the choice of engine.
 // Tolerances (float32 rounding of sums taken in another order; measured errors are 10–100× smaller): loss parts
 // 1e-5 relative; firing counts exactly; Adam's moments 1e-5 of each tensor's largest value; parameters 1e-3 of the
 // largest change TF.js's steps made to them (the float32 spacing of weights near 4 is 5e-7, steps move them ~lr).
@@ -209,6 +210,58 @@ describe.skipIf(ort.ok !== true)("the SAE step on onnxruntime-node", () => {
       for (const x of [a, b]) x.dispose();
     }
     await expect(native.step(data[0].data, data[0].rows, 1e-3, 0, null)).rejects.toThrow(/step\(\) after close\(\)/);
+  });
+
+  it("a loop of 3 epochs (warm-up, AuxK from the loop's dead-feature counters, syncToModel() at each epoch's end) ends where TF.js's does", async () => {
+    const c = CASES[3];
+    const rows = 150;
+    const t = tf.randomNormal([rows, D], 0.3, 1, "float32", 77);
+    const data = (t.dataSync() as Float32Array).slice();
+    t.dispose();
+    /** The shape of lib/sae/train's loop, on a stepper. */
+    const train = async (sae: SaeModel, stepper: SaeStepper): Promise<{ losses: number[]; auxSteps: number }> => {
+      const losses: number[] = [];
+      let auxSteps = 0;
+      const rowsSinceFired = new Float64Array(M);
+      const batch = new Float32Array(BATCH * D);
+      const steps = 3 * Math.ceil(rows / BATCH);
+      for (let epoch = 1; epoch <= 3; epoch++) {
+        for (let start = 0; start < rows; start += BATCH) {
+          const n = Math.min(BATCH, rows - start);
+          batch.set(data.subarray(start * D, (start + n) * D));
+          const ramp = Math.min(1, (stepper.steps + 1) / (0.2 * steps));
+          const stats = await stepper.step(batch, n, 3e-3 * ramp, 0, deadFeatureMask(rowsSinceFired, 40));
+          for (let j = 0; j < M; j++) rowsSinceFired[j] = stats.fired[j] > 0 ? 0 : rowsSinceFired[j] + n;
+          losses.push(stats.loss);
+          if (stats.aux > 0) auxSteps++;
+        }
+        stepper.syncToModel();
+        const norms = tf.tidy(() => tf.norm(sae.params.weightDecoder, 2, 1).dataSync());
+        for (const norm of norms) expect(Math.abs(norm - 1)).toBeLessThan(1e-5);
+      }
+      return { losses, auxSteps };
+    };
+    const a = model(c, 6);
+    const b = model(c, 6);
+    const adamA = saeOptimizer(a, 0);
+    const adamB = saeOptimizer(b, 0);
+    const native = createNativeSaeStepper(b, adamB, engine!);
+    try {
+      const initial = state(a, adamA);
+      const want = await train(a, createTfjsSaeStepper(a, adamA));
+      const got = await train(b, native);
+      expect(want.losses.length).toBe(15);
+      expect(got.auxSteps).toBe(want.auxSteps);
+      expect(want.auxSteps).toBeGreaterThan(3);
+      got.losses.forEach((loss, i) => expect(Math.abs(loss - want.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5 * want.losses[i]));
+      expect(adamB.step).toBe(15);
+      const errs = errors(state(b, adamB), state(a, adamA), initial);
+      for (const [name, err] of Object.entries(errs)) expect(err, name).toBeLessThan(name.startsWith("adam_") ? 1e-5 : 1e-3);
+    } finally {
+      await native.close();
+      for (const x of [adamA, adamB]) x.dispose();
+      for (const x of [a, b]) x.dispose();
+    }
   });
 
   it("refuses a batch that does not hold the rows it is said to hold", async () => {
