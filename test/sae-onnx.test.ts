@@ -1,9 +1,9 @@
 // The SAE's training step on ONNX Runtime (lib/sae/onnx-graph, lib/sae/onnx-step) against TF.js's (lib/sae/step):
-// loss parts and firing counts at every step, the parameters and Adam's moments (after one step the first moment is
-// (1 − β1)·(gradient + weight decay·p), so this checks every gradient) after 1 and after 3 steps, for post/relu, recommended/relu and
-// recommended/topk with AuxK on dead features, at odd sizes with a smaller last batch; a 3-epoch loop shaped as
-// lib/sae/train's (warm-up, AuxK from the loop's counters, a sync per epoch); the state staying native until
-// syncToModel(); reloading after TF.js's state changed; memory; and the choice of engine.
+// loss parts and firing counts at every step, the parameters and Adam's moments after 1 and after 3 steps (after one
+// step the first moment is (1 − β1)·(gradient + weight decay·p), so this checks every gradient), for post/relu,
+// recommended/relu and recommended/topk with AuxK on dead features, at odd sizes with a smaller last batch; a 3-epoch
+// loop shaped as lib/sae/train's (warm-up, AuxK from the loop's counters, a sync per epoch); the state staying
+// native until syncToModel(); reloading after TF.js's state changed; memory; and the choice of engine.
 // Tolerances (float32 rounding of sums taken in another order; measured errors are 10–100× smaller): loss parts
 // 1e-5 relative; firing counts exactly; Adam's moments 1e-5 of each tensor's largest value; parameters 1e-3 of the
 // largest change TF.js's steps made to them (the float32 spacing of weights near 4 is 5e-7, steps move them ~lr).
