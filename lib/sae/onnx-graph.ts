@@ -191,9 +191,10 @@ export function saeStepGraph(recipe: SaeGraphRecipe): OnnxGraph {
     }
   }
   const scalar1 = g.int64Constant("shape1", [1]);
-  const stats = [g.add("Add", [g.add("Add", [recon, sparsity]), aux]), recon, sparsity, aux, sse, sumAll(mask)].map((s) => g.add("Reshape", [s, scalar1]));
+  const fired = g.add("ReduceSum", [mask, axis0], { keepdims: { int: 0 } }, "fired");
+  const active = sumAll(fired); // whole numbers below 2²⁴: exact in either order
+  const stats = [g.add("Add", [g.add("Add", [recon, sparsity]), aux]), recon, sparsity, aux, sse, active].map((s) => g.add("Reshape", [s, scalar1]));
   g.add("Concat", stats, { axis: { int: 0 } }, "stats");
-  g.add("ReduceSum", [mask, axis0], { keepdims: { int: 0 } }, "fired");
 
   const shapes = saeParameterShapes(d, m);
   const stateInfo = (prefix: string, suffix: (n: string) => string): OnnxValueInfo[] => SAE_PARAMETER_NAMES.map((n) => ({ name: suffix(`${prefix}${n}`), dims: shapes[n] }));
