@@ -80,8 +80,9 @@ export interface SaeConfig {
   readonly k: number;
   /** λ values (or k values for topk) of the sweep, comma-separated ("" : no sweep). */
   readonly sweep: string;
-  /** Who runs the training step (lib/sae/onnx-step): "auto": onnxruntime-node's native kernels when it is
-   *  installed, else TF.js; "onnxruntime": onnxruntime-node or an error; "tfjs": always TF.js. Same results. */
+  /** Who runs the training step (lib/sae/onnx-step `chooseSaeEngine`): "auto": onnxruntime-node's native kernels
+   *  when it is installed, else TF.js; "onnxruntime": onnxruntime-node or an error; "tfjs": always TF.js. Same
+   *  results to float32 rounding. (lib/sae/train does not read it yet: its loop still calls lib/sae/step.) */
   readonly engine: EngineChoice;
 }
 
