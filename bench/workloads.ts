@@ -184,7 +184,7 @@ function onnxEmbed(batch: number, size: number): Workload {
 /**
  * One step of the post's SAE at batch 512 (d = 512): on TF.js (lib/sae/step), or on onnxruntime-node
  * (lib/sae/onnx-step: forward, backward and Adam in one graph, the parameters and Adam's moments kept native
- * between steps; notebook 04's engine when it is installed).
+ * between steps; lib/sae/onnx-step's native stepper, which notebook 04 will use once lib/sae/train calls it).
  */
 function saeStepWorkload(dictionary: number, engine: "tfjs" | "onnxruntime" = "tfjs"): Workload {
   const native = engine === "onnxruntime";
