@@ -15,7 +15,8 @@
 // checkpoint restored into it), `reloadFromModel()` makes the next step start from it.
 //
 // The results equal TF.js's step (lib/sae/step) to float32 rounding: test/sae-onnx.test.ts. Config `sae.engine`:
-// "auto" (this where onnxruntime-node loads, else TF.js), "onnxruntime" (must load), "tfjs".
+// "auto" (the fastest that loads: TF.js on a GPU, else this where onnxruntime-node loads, else TF.js on the CPU),
+// "onnxruntime" (must load), "tfjs".
 //
 // The loop (lib/sae/train) calls it like this:
 //   const adam = saeOptimizer(model, t.weightDecay);
@@ -54,7 +55,7 @@ export interface SaeStepper {
   syncToModel(): void;
   /** The next step starts from the TF.js model's parameters and the optimiser's moments and step count. */
   reloadFromModel(): void;
-  /** Frees the native sessions and buffers (not the model or the optimiser). */
+  /** Releases the native sessions (not the model or the optimiser); the state buffers go with the stepper. */
   close(): Promise<void>;
 }
 
