@@ -11,6 +11,7 @@
 // used, so both show the same bars.
 
 import sharp from "sharp";
+import { standardDeviation } from "simple-statistics";
 import { escapeXml } from "./image-grid";
 import { DisplayHandle, displayBundle, type JsonObject, type JsonValue, type MimeBundle } from "./notebook-display";
 
@@ -285,9 +286,8 @@ export function autoBins(values: Numbers, nbins?: number): HistogramBins {
     const distinct = [...new Set(data)].sort((a, b) => a - b);
     let minDiff = Infinity;
     for (let i = 1; i < distinct.length; i++) minDiff = Math.min(minDiff, distinct[i] - distinct[i - 1]);
-    const mean = data.reduce((s, v) => s + v, 0) / data.length;
-    const stdev = Math.sqrt(data.reduce((s, v) => s + (v - mean) ** 2, 0) / data.length);
-    const byStdev = (2 * stdev) / data.length ** 0.4;
+    // plotly's rule uses the population standard deviation.
+    const byStdev = (2 * standardDeviation(data)) / data.length ** 0.4;
     rough = Math.max(Number.isFinite(minDiff) ? minDiff : 0, byStdev);
     if (!(rough > 0)) rough = 1;
   }
