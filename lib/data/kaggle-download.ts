@@ -16,12 +16,13 @@
 //   none of them, nor in the log, the progress line or any file written.
 
 import { mkdirSync, statSync } from "node:fs";
-import { open, readFile, rename, rm, stat, statfs, writeFile, type FileHandle } from "node:fs/promises";
+import { open, readFile, rename, rm, stat, statfs, type FileHandle } from "node:fs/promises";
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { basename, dirname, join, resolve } from "node:path";
 import { basicAuthorization, credentialsHelp, KaggleError, kaggleJsonPath, resolveKaggleCredentials, tildePath, type KaggleCredentials } from "./kaggle-credentials";
 import { ProgressBar, type ProgressOptions } from "../display/progress";
+import { writeFileAtomic } from "../util/atomic-write";
 
 export { KaggleError, resolveKaggleCredentials, type KaggleCredentials, type KaggleErrorKind } from "./kaggle-credentials";
 
@@ -323,7 +324,7 @@ async function readPartRecord(t: Transfer): Promise<PartRecord | undefined> {
 
 async function writePartRecord(t: Transfer, record: PartRecord): Promise<void> {
   try {
-    await writeFile(t.meta, `${JSON.stringify(record)}\n`);
+    await writeFileAtomic(t.meta, `${JSON.stringify(record)}\n`);
   } catch (error) {
     throw fileError(t, t.meta, asError(error), await sizeOnDisk(t.part), record.total ?? undefined);
   }

@@ -10,12 +10,11 @@
 //
 // Loading ONNX Runtime, the engine choice and the sessions: lib/model/onnx/session.
 
-import { renameSync, writeFileSync } from "node:fs";
 import type { Preset } from "../run/config";
 import { presetNormalization } from "../model/imagenet";
 import { createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type OrtModule, type OrtSession } from "../model/onnx/session";
 import type { ImageBatch } from "../data/image-loader";
-import { temporaryPathFor } from "../formats/npy";
+import { writeFileAtomicSync } from "../util/atomic-write";
 import { plainStateDict, resnet18ToOnnx } from "../model/onnx/export";
 import type { ResNet18 } from "../model/resnet18";
 
@@ -48,12 +47,6 @@ export interface OnnxEmbedderOptions {
   readonly imageSize?: number;
 }
 
-function writeAtomic(path: string, bytes: Uint8Array): void {
-  const temp = temporaryPathFor(path);
-  writeFileSync(temp, bytes);
-  renameSync(temp, path);
-}
-
 /**
  * The model exported to ONNX in ONNX Runtime sessions (CPU, all graph optimisations, every core), one per image
  * size (see OnnxEmbedderOptions.imageSize). The saved file takes any size.
@@ -61,7 +54,7 @@ function writeAtomic(path: string, bytes: Uint8Array): void {
 export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine: { readonly ort: OrtModule; readonly version: string }, options: OnnxEmbedderOptions = {}): Promise<Embedder> {
   const state = plainStateDict(model);
   const exportOptions = { normalize: presetNormalization(preset), metadata: { preset, ...(options.metadata ?? {}) } };
-  if (options.savePath !== undefined) writeAtomic(options.savePath, resnet18ToOnnx(state, exportOptions));
+  if (options.savePath !== undefined) writeFileAtomicSync(options.savePath, resnet18ToOnnx(state, exportOptions));
   const threads = options.threads ?? onnxThreads();
   // by "<height>x<width>", or "any" for the one session of an embedder made without an image size
   const sessions = new Map<string, OrtSession>();

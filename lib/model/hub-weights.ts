@@ -38,13 +38,14 @@
 // loadImagenetWeights, which for "auto" degrades to random initialisation (with the reason) when the Hub cannot
 // be reached and nothing is cached.
 
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdir, open, readFile, readlink, rename, rm, stat, statfs, symlink, writeFile, type FileHandle } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, readlink, rename, rm, stat, statfs, symlink, type FileHandle } from "node:fs/promises";
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
+import { temporaryPathFor, writeFileAtomic } from "../util/atomic-write";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Constants
@@ -778,22 +779,6 @@ async function sizeOnDisk(path: string): Promise<number> {
   }
 }
 
-function randomSuffix(): string {
-  return randomBytes(6).toString("hex");
-}
-
-/** Writes `text` to `path` atomically (a temporary file in the same folder, then rename). */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.tmp-${randomSuffix()}`;
-  try {
-    await writeFile(temporary, text);
-    await rename(temporary, path);
-  } finally {
-    await rm(temporary, { force: true });
-  }
-}
-
 /** refs/<revision> ← commit, for branches and tags (huggingface_hub's _cache_commit_hash_for_specific_revision). */
 async function writeRef(call: Call, commit: string): Promise<void> {
   if (call.revision === commit) return;
@@ -802,13 +787,13 @@ async function writeRef(call: Call, commit: string): Promise<void> {
   } catch {
     // no ref yet
   }
-  await writeAtomically(call.paths.ref, commit);
+  await writeFileAtomic(call.paths.ref, commit);
 }
 
 /** snapshots/<commit>/<filename> → relative symlink to the blob, replaced atomically (a copy where symlinks fail). */
 async function linkSnapshot(blob: string, pointer: string): Promise<void> {
   await mkdir(dirname(pointer), { recursive: true });
-  const temporary = `${pointer}.tmp-${randomSuffix()}`;
+  const temporary = temporaryPathFor(pointer);
   try {
     try {
       await symlink(relative(dirname(pointer), blob), temporary);

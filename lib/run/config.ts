@@ -8,11 +8,12 @@
 // `defaultConfig` gives the shape and the defaults, `RULES` the constraint of every setting; validation and
 // `--set` parsing are driven by both, so a new setting is one line in each.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { BACKEND_ORDER, type BackendChoice } from "../kernels/backend-names";
 import { dataDir, projectRoot } from "../util/project";
 import { runDir, runFiles } from "./files";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 export type Preset = "post" | "recommended";
 
@@ -376,9 +377,7 @@ export function applyOverrides(config: RunConfig, assignments: readonly string[]
 export function saveRunConfig(config: RunConfig): string {
   const path = runFiles(config.run).config;
   mkdirSync(runDir(config.run), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(config, null, 2) + "\n");
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, JSON.stringify(config, null, 2) + "\n");
   return path;
 }
 
