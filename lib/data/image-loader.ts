@@ -440,11 +440,6 @@ interface CacheMeta extends CacheKey {
   readonly bad: readonly { readonly index: number; readonly reason: string }[];
 }
 
-/** `<dir>/images-<mode>-<size>.npy`: a natural place for a dataset's cache. */
-export function cachePathFor(dir: string, options: ResizeOptions): string {
-  return join(dir, `images-${options.mode}-${options.size}.npy`);
-}
-
 function filesHash(files: readonly string[]): string {
   return createHash("sha256").update(files.join("\n")).digest("hex");
 }

@@ -9,7 +9,7 @@
 // interrupted run keeps its finished parts and embeds only the rest. The parts are joined into face_vectors.npy at
 // the end and removed. A finished embedding of the same model and settings is not computed again.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
 import type { EngineChoice, Preset, RunConfig } from "../run/config";
@@ -291,12 +291,6 @@ export async function readFaceVectors(run: string): Promise<{ vectors: Float32Ar
   const { data, rows, cols } = await readFaceVectorsFile(runFiles(run).faceVectors);
   const files = readFileSync(runFiles(run).faceVectorsFiles, "utf8").split("\n").filter((line) => line !== "");
   return { vectors: data, rows, dim: cols, files };
-}
-
-/** Parts left by an interrupted embedding (for the notebook to say so). */
-export function unfinishedParts(run: string): number {
-  const parts = runFiles(run).faceVectorsParts;
-  return existsSync(parts) ? readdirSync(parts).filter((n) => n.endsWith(".npy")).length : 0;
 }
 
 /** One paragraph about an embedding: shape, where, throughput. */

@@ -73,11 +73,6 @@ if (endianness() !== "LE") {
   throw new Error("lib/formats/npy.ts reads and writes little-endian data through typed arrays, which needs a little-endian machine");
 }
 
-/** Bytes per value of a dtype. */
-export function npyItemSize(dtype: NpyDtype): number {
-  return ITEM_SIZE[dtype];
-}
-
 /** The dtype of a typed array, or throws naming what was passed. */
 export function npyDtypeOf(data: NpyData): NpyDtype {
   if (data instanceof Float32Array) return "float32";

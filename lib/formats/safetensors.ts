@@ -58,11 +58,6 @@ function isDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === "string" && Object.prototype.hasOwnProperty.call(ITEM_SIZE, value);
 }
 
-/** Bytes per value of a dtype. */
-export function safetensorsItemSize(dtype: SafetensorsDtype): number {
-  return ITEM_SIZE[dtype];
-}
-
 function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
