@@ -27,7 +27,8 @@ import { isTemporaryPath, writeFileAtomic } from "../../util/atomic-write";
 
 export * from "./spec";
 export * from "./attributes";
-export { renderFaceSvg, faceToImage, faceLandmarks, FACE_CENTRE, type FaceLandmarks } from "./svg";
+export { renderFaceSvg } from "./svg";
+export { faceToImage, faceLandmarks, FACE_CENTRE, type FaceLandmarks } from "./face-geometry";
 
 export const SYNTHETIC_IMAGE_DIR = "img_align_celeba";
 export const SYNTHETIC_ATTRIBUTE_FILE = "list_attr_celeba.txt";
