@@ -100,7 +100,7 @@ function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
   return out;
 }
 
-/** The file's bytes; `blocking` reads on this thread (for a small file, 5–10× cheaper than the async read). */
+/** The file's bytes; `blocking` reads on this thread (for a small file, much cheaper than the async read). */
 async function readBytes(file: string, blocking = false): Promise<Buffer> {
   try {
     return blocking ? readFileSync(file) : await readFile(file);

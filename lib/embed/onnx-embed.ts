@@ -2,8 +2,8 @@
 //
 // onnxruntime-node is an optional dependency (its CPU library ships inside the npm package). When it loads, the
 // fine-tuned ResNet18 is exported to ONNX (lib/model/onnx/export: BatchNorm folded, preprocessing inside the graph) and
-// run by ONNX Runtime's CPU execution provider on every core, 5–7× faster than TF.js's WASM backend here
-// (native AVX-512 kernels against 128-bit WASM SIMD); its outputs equal `embedBatch`'s to float32 rounding. When it
+// run by ONNX Runtime's CPU execution provider on every core, several times faster than TF.js's WASM backend
+// (native AVX-512 kernels against 128-bit WASM SIMD; bench/results.md); its outputs equal `embedBatch`'s to float32 rounding. When it
 // does not load, the TF.js path embeds.
 // The run config's `embed.engine` picks: "auto" (ONNX Runtime when it loads, else TF.js), "onnxruntime" (must
 // load, else an error naming the fix), "tfjs".
@@ -41,7 +41,7 @@ export interface OnnxEmbedderOptions {
   /**
    * The side of the square images it will embed (the run's imageSize). Each image size gets a session of its own
    * whose graph is fixed to it (lib/model/onnx/export `imageSize`: at 64 px layer4's convolutions run as matrix products,
-   * 60 ms instead of 88 for 64 images); this one is made at once, others at their first batch. Without it, the one
+   * which is faster); this one is made at once, others at their first batch. Without it, the one
    * session takes any size.
    */
   readonly imageSize?: number;

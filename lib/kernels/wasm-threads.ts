@@ -10,7 +10,9 @@
 //     the wanted threads so the halving lands on the wanted number;
 //   - afterwards the pool's pthread workers are unref'd so that scripts still exit when their work is done, and the
 //     workers started ahead that the pool did not take are ended (memory).
-// Measured here: forward Conv2D 24 → 45 GFLOP/s, matMul 25 → 44 GFLOP/s with 2 threads.
+// It computes nothing itself: XNNPACK's convolutions and matrix products then run on that many threads (the
+// speed-up is in bench/results.md). Tested in test/wasm-threads.test.ts (the worker script's patch, a threaded
+// backend whose results equal the single-threaded one's).
 
 import { existsSync, mkdirSync } from "node:fs";
 import os from "node:os";

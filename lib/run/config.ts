@@ -51,7 +51,7 @@ export interface FinetuneConfig {
   /** ImageNet weights as .safetensors with torchvision/timm key names ("" : torchvision's random initialisation). */
   readonly weights: string;
   /** Who runs the forward and backward passes: "auto": onnxruntime-node's native kernels when it is installed
-   *  (2–3× PyTorch's step time here, against 5–6× on WASM), else TF.js; "onnxruntime": onnxruntime-node or an
+   *  (closer to PyTorch's step time than WASM; bench/results.md), else TF.js; "onnxruntime": onnxruntime-node or an
    *  error; "tfjs": always TF.js. The model, the optimizer and the checkpoints are the same either way. */
   readonly engine: EngineChoice;
 }

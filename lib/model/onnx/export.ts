@@ -162,7 +162,7 @@ const WINDOW_PRODUCT_MAX_PIXELS = 4;
  * reads, [n, cin·window] × [cin·window, cout] (pixels reading the same window share one product): when the output
  * has at most 4 pixels (layer4 at 64 px). Those products skip the padding taps (a 3×3 conv with padding 1 on a 2×2
  * map reads 4 of its 9 taps) and run near ONNX Runtime's GEMM peak, where its convolution of such tiny maps does
- * not: 129 against 220 GFLOP/s measured here.
+ * not (bench/results.md).
  */
 export function windowProductsPay(conv: ConvLayout, height: number, width: number): boolean {
   const pixels = convOutputSize(height, conv.kernel, conv.stride, conv.pad) * convOutputSize(width, conv.kernel, conv.stride, conv.pad);
