@@ -76,7 +76,7 @@ class UnreachableError extends Error {
   }
 }
 
-export function percent(part: number, total: number | undefined): string {
+function percent(part: number, total: number | undefined): string {
   return total === undefined || total === 0 ? "" : ` (${((100 * part) / total).toFixed(1)}%)`;
 }
 
