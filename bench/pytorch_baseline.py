@@ -136,7 +136,10 @@ def main():
 
     torch.set_num_threads(2)
     seconds, items = WORKLOADS[args.workload](args, torch)
-    print(json.dumps({"name": args.workload, "seconds": seconds, "items": items, "peak_mb": peak_mb(), "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    config = torch.__config__.show()
+    blas = next((line.split("=", 1)[1].strip() for line in config.splitlines() if "BLAS_INFO=" in line), "not reported")
+    parallel = next((line.strip() for line in torch.__config__.parallel_info().splitlines() if line.startswith("ATen parallel backend")), "")
+    print(json.dumps({"name": args.workload, "seconds": seconds, "items": items, "peak_mb": peak_mb(), "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas, "parallel": parallel}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-// `npm run bench [-- --only decode,resnet,onnx,sae,data,demo] [--reps N] [--data FOLDER] [--images N]`
+// `npm run bench [-- --only decode,resnet,onnx,sae,data,demo,full-size] [--reps N] [--data FOLDER] [--images N]`
+// (full-size: the whole series on 202,599 faces, bench/full-size.ts; its section of results.md is kept otherwise)
 //
 // Runs each workload of bench/workloads.ts in a process of its own (so that its peak memory is its own), the same
 // work in PyTorch on this machine (bench/pytorch_baseline.py, Debian's python3-torch with 2 threads, also one process
@@ -8,14 +9,16 @@
 // Benchmarks are never tests: run them on an otherwise idle machine.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf } from "../lib/kernels/backend";
 import { openImageDataset } from "../lib/data/image-dataset";
 import { projectRoot } from "../lib/util/project";
 import { aptInstall } from "../lib/run/setup";
+import { previousFullSizeSection, runFullSize, withFullSizeSection } from "./full-size";
+import { listNotebooks } from "../lib/run/notebook-runner";
 import { CELEBA_FACES, WORKLOADS, type BenchOptions, type Workload } from "./workloads";
 
 /** WASM SIMD (128-bit, no FMA) tops out near 80 GFLOP/s on these 2 cores (shared/notes/tfjs-on-cpu.md). */
@@ -51,6 +54,25 @@ interface Baseline {
   readonly items: number;
   readonly peak_mb: number;
   readonly torch: string;
+  /** torch.get_num_threads(), the BLAS torch.__config__.show() names, and ATen's parallel backend. */
+  readonly threads: number;
+  readonly blas: string;
+  readonly parallel: string;
+}
+
+/** The CPU as /proc/cpuinfo names it: vendor, model, and whether it has AVX-512 (ratios differ by machine). */
+function cpuDescription(): string {
+  const fallback = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}`;
+  let info: string;
+  try {
+    info = readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return fallback;
+  }
+  const field = (name: string): string | undefined => info.match(new RegExp(`^${name}\\s*: (.*)$`, "m"))?.[1]?.trim();
+  const flags = field("flags")?.split(" ") ?? [];
+  const simd = flags.includes("avx512f") ? "AVX-512" : flags.includes("avx2") ? "AVX2" : "no AVX2";
+  return `${cpus().length} × ${field("model name") ?? cpus()[0]?.model ?? "CPU"} (${field("vendor_id") ?? "vendor unknown"}, ${simd})`;
 }
 
 type Options = BenchOptions & { readonly only: ReadonlySet<string>; readonly child: string | undefined };
@@ -236,6 +258,15 @@ async function main(): Promise<void> {
     return;
   }
   console.log(describeBackend(backend));
+  const resultsPath = join(projectRoot(), "bench", "results.md");
+  const previous = existsSync(resultsPath) ? readFileSync(resultsPath, "utf8") : "";
+  const fullSize = options.only.has("full-size") ? (await runFullSize(listNotebooks().map((f) => basename(f, ".ipynb")))).section : previousFullSizeSection(previous);
+  if (options.only.size === 1 && fullSize !== undefined && options.only.has("full-size")) {
+    // Only the full-size run: the rest of the report stays as it was.
+    writeFileSync(resultsPath, withFullSizeSection(previous, fullSize));
+    console.log(fullSize);
+    return;
+  }
   const torchMissing = pytorchReady();
   const notes: string[] = [];
   let imageOptions: Options = options;
@@ -245,7 +276,7 @@ async function main(): Promise<void> {
     notes.push(note);
   }
   const results: [Measurement, Baseline | undefined][] = [];
-  let torchVersion = "";
+  let torch: Baseline | undefined;
   for (const workload of WORKLOADS.filter((w) => options.only.has(w.group))) {
     if (workload.needsData === true && options.data === undefined) {
       notes.push(`${workload.name}: skipped (give --data FOLDER, a folder of CelebA faces)`);
@@ -263,7 +294,7 @@ async function main(): Promise<void> {
     if (baselineName !== null && torchMissing === null) {
       const b = pytorchBaseline(baselineName, runOptions);
       if (typeof b === "string") notes.push(`PyTorch ${baselineName}: ${b}`);
-      else [base, torchVersion] = [b, b.torch];
+      else [base, torch] = [b, b];
     }
     if (m.summary !== undefined) notes.push(`${m.name}: ${m.summary}`);
     console.log(`  ${fmt(median(m.seconds))} s${base ? `, PyTorch ${fmt(median(base.seconds))} s` : ""}${m.summary ? `; ${m.summary}` : ""}`);
@@ -277,7 +308,7 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error("npm run demo failed: see its output above");
     notes.push(`\`npm run demo\` (dataset already generated, fresh runs/demo/): ${((performance.now() - started) / 60000).toFixed(1)} min wall`);
   }
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
+  const machine = `${cpuDescription()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
   const head = ["workload", "TF.js median", "min–max", "throughput", "GFLOP/s (of WASM ceiling)", "peak RSS", "PyTorch median", "PyTorch GFLOP/s", "PyTorch peak RSS", "ratio to PyTorch"];
   const report = [
     "# Benchmarks",
@@ -286,7 +317,9 @@ async function main(): Promise<void> {
     "",
     `- Machine: ${machine}.`,
     `- TF.js: ${describeBackend(backend).split("\n")[0].replace("TF.js backend: ", "")}.`,
-    `- PyTorch: Debian's python3-torch ${torchVersion}, \`torch.set_num_threads(2)\`. ${torchMissing ?? ""}`,
+    torch === undefined
+      ? `- PyTorch: not run. ${torchMissing ?? ""}`
+      : `- PyTorch: Debian's python3-torch ${torch.torch}, \`torch.set_num_threads(2)\` (${torch.threads} threads in use; BLAS: ${torch.blas}; ${torch.parallel || "ATen parallel backend not reported"}).`,
     `- GFLOP/s share is of the ~${WASM_CEILING_GFLOPS} GFLOP/s WASM SIMD ceiling of these cores; ratio = TF.js median / PyTorch median (lower is better).`,
     "- Every workload ran in a process of its own, TF.js and PyTorch alike: peak RSS is that process's maximum resident memory.",
     "- `resnet18 embed onnx` rows run the same model exported to ONNX on onnxruntime-node (notebook 03's engine when it is installed), against the same PyTorch rows.",
@@ -298,8 +331,9 @@ async function main(): Promise<void> {
     "",
     kernelSection(results.map(([m]) => m).filter((m) => !m.name.startsWith("sae epoch"))),
     "",
+    ...(fullSize === undefined ? [] : [fullSize, ""]),
   ].join("\n");
-  writeFileSync(join(projectRoot(), "bench", "results.md"), report);
+  writeFileSync(resultsPath, report);
   console.log(report);
 }
 

@@ -15,7 +15,7 @@ import { decodePool } from "../lib/data/decode-pool";
 import { createImageLoader, type ImageBatch } from "../lib/data/image-loader";
 import { createNativeTrainer, type NativeTrainer } from "../lib/model/onnx/train";
 import { createOnnxEmbedder } from "../lib/embed/onnx-embed";
-import { loadOnnxRuntime } from "../lib/model/onnx/session";
+import { loadOnnxRuntime } from "../lib/kernels/onnxruntime";
 import { createResNet18 } from "../lib/model/resnet18";
 import { jpegDecoder } from "../lib/kernels/turbojpeg";
 import { createSae, presetTraining } from "../lib/sae/sae";

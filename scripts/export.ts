@@ -9,7 +9,7 @@ const USAGE = `usage: npm run export -- --run NAME [--date YYYY-MM-DD] [--title 
   --run NAME     the run whose executed notebooks (runs/NAME/notebooks/) become the post (a bare NAME works too)
   --date …       override the run's export settings (config export.*) for this export
   --static       figures as static images only (no plotly.js)
-  --reveal-blind-keys  show the blind test's ids (runs/NAME/blind-test/key*.json) once it is unblinded; default: [blinded]`;
+  --reveal-blind-keys  show the blind test's ids (runs/NAME/blind-test-key.json) once it is unblinded; default: [blinded]`;
 
 interface Args {
   run: string;

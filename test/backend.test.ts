@@ -3,7 +3,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { chooseBackend, describeBackend, initBackend, nativeBackendLoad, tf, tidyValues, type BackendProbe } from "../lib/kernels/backend";
+import { chooseBackend, describeBackend, initBackend, nativeBackendLoad, tf, tidyValues, type BackendLoad, type BackendProbe } from "../lib/kernels/backend";
+import { rewritesGradients } from "../lib/kernels/fast-gradients";
+import { chooseEngine, describeEngine, type OrtLoad, type OrtModule } from "../lib/kernels/onnxruntime";
 import { BACKEND_ORDER, parseBackendChoice, type BackendName } from "../lib/kernels/backend-names";
 
 function fake(name: BackendName, ok: boolean, log: string[]): BackendProbe {
@@ -87,5 +89,71 @@ describe("tidyValues", () => {
     const values = tidyValues(() => tf.mul(tf.range(0, 4), tf.scalar(2)));
     expect(Array.from(values)).toEqual([0, 2, 4, 6]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("the engine of each heavy stage: the fastest that loads", () => {
+  const ort = { InferenceSession: { create: () => Promise.reject(new Error("unused")) }, Tensor: class {}, env: {} } as unknown as OrtModule;
+  const ortLoads = (): OrtLoad => ({ ok: true, ort, version: "1.30.0" });
+  const ortMissing = (): OrtLoad => ({ ok: false, reason: "onnxruntime-node is not installed" });
+  const probe = (name: BackendName, load: BackendLoad): BackendProbe => ({ name, load: async () => load });
+  const missing = (name: BackendName): BackendProbe => probe(name, { ok: false, reason: `${name} is not installed` });
+  const wasmOk = probe("wasm", { ok: true, details: "XNNPACK", warnings: [] });
+  const cases: { name: string; probes: BackendProbe[]; ort: () => OrtLoad; backend: BackendName; engine: string; rewrites: boolean }[] = [
+    {
+      name: "GPU seen: TF.js on tensorflow-gpu, ONNX Runtime not even loaded",
+      probes: [probe("tensorflow-gpu", nativeBackendLoad("tensorflow-gpu", "@tensorflow/tfjs-node-gpu", true)), wasmOk],
+      ort: () => {
+        throw new Error("must not be loaded");
+      },
+      backend: "tensorflow-gpu",
+      engine: "TF.js tensorflow-gpu: it runs on the GPU, faster than ONNX Runtime on the CPU (finetune.engine is auto)",
+      rewrites: false,
+    },
+    {
+      name: "the GPU package loads without a device: ONNX Runtime on the CPU",
+      probes: [probe("tensorflow-gpu", nativeBackendLoad("tensorflow-gpu", "@tensorflow/tfjs-node-gpu", false)), wasmOk],
+      ort: ortLoads,
+      backend: "tensorflow-gpu",
+      engine: "onnxruntime-node 1.30.0 (CPU, 2 threads)",
+      rewrites: false,
+    },
+    {
+      name: "native CPU TF.js and ONNX Runtime: ONNX Runtime",
+      probes: [missing("tensorflow-gpu"), probe("tensorflow", nativeBackendLoad("tensorflow", "@tensorflow/tfjs-node", false)), wasmOk],
+      ort: ortLoads,
+      backend: "tensorflow",
+      engine: "onnxruntime-node 1.30.0 (CPU, 2 threads)",
+      rewrites: false,
+    },
+    {
+      name: "native CPU TF.js without ONNX Runtime: TF.js on tensorflow, its own gradients",
+      probes: [missing("tensorflow-gpu"), probe("tensorflow", nativeBackendLoad("tensorflow", "@tensorflow/tfjs-node", false)), wasmOk],
+      ort: ortMissing,
+      backend: "tensorflow",
+      engine: "TF.js tensorflow: onnxruntime-node is not installed",
+      rewrites: false,
+    },
+    {
+      name: "nothing native: TF.js on WASM with the gradient rewrites",
+      probes: [missing("tensorflow-gpu"), missing("tensorflow"), wasmOk],
+      ort: ortMissing,
+      backend: "wasm",
+      engine: "TF.js wasm: onnxruntime-node is not installed",
+      rewrites: true,
+    },
+  ];
+  it.each(cases)("$name", async (c) => {
+    const report = await chooseBackend("auto", c.probes);
+    expect(report.name).toBe(c.backend);
+    const engine = chooseEngine("auto", c.ort, "finetune.engine", { backend: report.name, gpu: report.gpu });
+    expect(describeEngine(engine, report.name, 2)).toBe(c.engine);
+    expect(rewritesGradients(report.name, undefined)).toBe(c.rewrites);
+  });
+
+  it("a forced engine is used even where another would be faster", () => {
+    const onGpu = { backend: "tensorflow-gpu", gpu: true };
+    expect(chooseEngine("onnxruntime", ortLoads, "embed.engine", onGpu)).toMatchObject({ name: "onnxruntime" });
+    expect(chooseEngine("tfjs", ortLoads, "embed.engine", { backend: "wasm", gpu: false })).toEqual({ name: "tfjs", why: "embed.engine is tfjs" });
   });
 });

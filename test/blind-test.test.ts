@@ -28,6 +28,26 @@ const leakyGrid = (rows: readonly number[]): Promise<Buffer> => leakyPng(`rows:$
 
 const features = [16, 17, 18, 19];
 
+interface Reply {
+  readonly status: number;
+  readonly body: Buffer;
+}
+
+/** One request to a local server; a POST carries the server's own Origin unless `headers` says otherwise (as a browser's would). */
+function call(port: number, path: string, options: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const method = options.method ?? "GET";
+  const origin: Record<string, string> = method === "POST" ? { origin: `http://127.0.0.1:${port}` } : {};
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, method, headers: { "content-type": "application/json", ...origin, ...options.headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
 describe("blind session", () => {
   const run = join(scratch, "run-a");
   it("shuffles with the seed, gives opaque ids, keeps the key apart, strips metadata from the grids", async () => {
@@ -67,6 +87,7 @@ describe("blind session", () => {
     expect(() => session.rate(order[2], 8, "test")).toThrow(/integer from 1 to 7/);
     expect(() => session.rate("nope", 2, "test")).toThrow(/no grid "nope"/);
     expect(() => session.unblind()).toThrow(/6 of 8 grids are not rated yet/);
+    session.close(); // one writer at a time: the resumed session below takes over
     // A torn last line (a crash mid-write) is dropped on resume.
     appendFileSync(blindTestPaths(run).ratings, '{"id":"');
     const resumed = await BlindSession.open(run, { features, seed: 5, rowsOf, renderGrid: leakyGrid });
@@ -102,16 +123,7 @@ describe("rating server", () => {
     const run = join(scratch, "run-b");
     const session = await BlindSession.open(run, { features, seed: 9, rowsOf, renderGrid: leakyGrid });
     const server = await startRatingServer(session);
-    const get = (path: string, method = "GET", body?: string): Promise<{ status: number; body: Buffer }> =>
-      new Promise((resolve, reject) => {
-        const req = request({ host: "127.0.0.1", port: server.port, path, method, headers: { "content-type": "application/json" } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        });
-        req.on("error", reject);
-        req.end(body);
-      });
+    const get = (path: string, method = "GET", body?: string): Promise<Reply> => call(server.port, path, { method, body });
     const t = `token=${server.token}`;
     try {
       const served: Buffer[] = [];
@@ -142,6 +154,45 @@ describe("rating server", () => {
       await server.finished;
       expect(session.done).toBe(true);
       expect(existsSync(blindTestPaths(run).key)).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("rating server: what a POST must be", () => {
+  it("answers a body that is not a JSON object with 400, one over the limit with 413, and another Origin with 403", async () => {
+    const session = await BlindSession.open(join(scratch, "run-c"), { features: [16], seed: 2, rowsOf, renderGrid: leakyGrid });
+    const server = await startRatingServer(session);
+    const rate = `/api/rate?token=${server.token}`;
+    const first = session.file.order[0];
+    const error = (reply: Reply): string => (JSON.parse(reply.body.toString("utf8")) as { error: string }).error;
+    try {
+      for (const body of ["null", "[1, 2]", "7", '"x"', "{bad"]) {
+        const reply = await call(server.port, rate, { method: "POST", body });
+        expect(reply.status, body).toBe(400);
+        expect(error(reply), body).toMatch(/the body must be (a )?JSON (object )?\{id, rating\}/);
+      }
+      // Too large, declared (Content-Length) or streamed (chunked): a 413 answer, not a dropped connection.
+      const big = Buffer.alloc(64 * 1024, 0x20);
+      const declared = await call(server.port, rate, { method: "POST", body: big });
+      expect(declared.status).toBe(413);
+      expect(error(declared)).toMatch(/over 4096 bytes/);
+      const streamed = await call(server.port, rate, { method: "POST", body: big, headers: { "transfer-encoding": "chunked" } });
+      expect(streamed.status).toBe(413);
+      // Another site's page, a sandboxed one ("null") or no Origin at all: refused, nothing recorded.
+      for (const headers of [{ origin: "http://evil.example" }, { origin: "null" }, { origin: `http://localhost:${server.port}` }, { origin: "" }]) {
+        const reply = await call(server.port, rate, { method: "POST", body: JSON.stringify({ id: first, rating: 4 }), headers });
+        expect(reply.status, headers.origin).toBe(403);
+        expect(error(reply)).toMatch(/only from the rating page itself/);
+      }
+      expect((await call(server.port, `/api/undo?token=${server.token}`, { method: "POST", headers: { origin: "http://evil.example" } })).status).toBe(403);
+      expect(session.rated).toBe(0);
+      // The page's own Origin: accepted (also as localhost, when the page was opened so).
+      expect((await call(server.port, rate, { method: "POST", body: JSON.stringify({ id: first, rating: 4 }) })).status).toBe(200);
+      const asLocalhost = await call(server.port, `/api/undo?token=${server.token}`, { method: "POST", headers: { host: `localhost:${server.port}`, origin: `http://localhost:${server.port}` } });
+      expect(asLocalhost.status).toBe(200);
+      expect(session.rated).toBe(0);
     } finally {
       await server.close();
     }

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
+import { blindTestPaths, BlindSession, type FeatureKind } from "../lib/blind-test/session";
 import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/run/config";
 import { cellVisibility, notebookBlocks, plainTerminalText, shiftHeadings, type Ipynb, type IpynbCell } from "../lib/publish/export-notebook";
 import { COMPACT_PNG_BYTES, compactDataUris } from "../lib/publish/export-html";
@@ -29,6 +30,16 @@ const BASIC = Buffer.from(`alice:${KEY}`).toString("base64");
 const code = (source: string, outputs: IpynbCell["outputs"] = [], tags: string[] = []): IpynbCell => ({ cell_type: "code", source, metadata: { tags }, outputs });
 const md = (source: string, tags: string[] = []): IpynbCell => ({ cell_type: "markdown", source, metadata: { tags } });
 const stdout = (text: string) => ({ output_type: "stream" as const, name: "stdout", text });
+
+/** A blind-test session in `runFolder`, made by the blind-test code itself (so its key file is the real one). */
+function blindSession(runFolder: string): Promise<BlindSession> {
+  return BlindSession.open(runFolder, {
+    features: [16, 17],
+    seed: 4,
+    rowsOf: (kind: FeatureKind, feature: number) => [feature, kind === "dense" ? 0 : 1],
+    renderGrid: (rows) => sharp({ create: { width: 4, height: 4, channels: 3, background: { r: rows[1] * 200, g: 0, b: 0 } } }).png().toBuffer(),
+  });
+}
 
 describe("scrubbing private values", () => {
   // A root outside the temp folders, wherever this checkout lives (CI clones may be under /tmp).
@@ -58,17 +69,21 @@ describe("scrubbing private values", () => {
     expect([...kinds].sort()).toEqual(["path", "secret", "token"]);
   });
 
-  it("collects the ids of blind-test key files and scrubs them", () => {
+  it("collects the ids of the key file the blind test writes (blind-test-key.json) and scrubs them", async () => {
     const folder = join(runDir(run), "blind-keys");
-    mkdirSync(join(folder, "blind-test"), { recursive: true });
-    writeFileSync(join(folder, "blind-test", "key-v1.json"), JSON.stringify({ version: "1.0.0", created: "2026-11-27", grids: { g7x2k9: { kind: "sparse", feature: 17, name: "feature_17" } }, order: [{ gridId: "q4m1z8", feature: 3 }] }));
-    writeFileSync(join(folder, "blind-test", "ratings.json"), JSON.stringify({ zz99zz: 5 }));
+    const session = await blindSession(folder);
+    const order = session.file.order;
     const ids = blindKeyIds(folder);
-    expect(ids.sort()).toEqual(["g7x2k9", "q4m1z8"]);
+    expect([...ids].sort()).toEqual([...order].sort());
+    expect(privateValues({ root, runFolder: folder, env: {}, home: "/home/alice" }).blindIds).toEqual(ids);
     const s = createScrubber({ paths: [], secrets: [], blindIds: ids });
-    expect(s("grid g7x2k9 is sparse; g7x2k9x is not an id; q4m1z8.")).toBe(`grid ${BLINDED} is sparse; g7x2k9x is not an id; ${BLINDED}.`);
-    writeFileSync(join(folder, "blind-test", "key-bad.json"), "{ not json");
-    expect(() => blindKeyIds(folder)).toThrow(/key-bad\.json is not valid JSON.*fix or remove it/);
+    expect(s(`grid ${order[0]} is sparse; ${order[0]}x is not an id; ${order[3]}.`)).toBe(`grid ${BLINDED} is sparse; ${order[0]}x is not an id; ${BLINDED}.`);
+    // Other shapes of key: id-like object keys, …Id fields; the session's other files are not keys.
+    writeFileSync(blindTestPaths(folder).key, JSON.stringify({ version: "1.0.0", created: "2026-11-27", grids: { g7x2k9: { kind: "sparse", feature: 17, name: "feature_17" } }, order: [{ gridId: "q4m1z8", feature: 3 }] }));
+    writeFileSync(join(folder, "blind-test", "ratings.json"), JSON.stringify({ zz99zz: 5 }));
+    expect(blindKeyIds(folder).sort()).toEqual(["g7x2k9", "q4m1z8"]);
+    writeFileSync(blindTestPaths(folder).key, "{ not json");
+    expect(() => blindKeyIds(folder)).toThrow(/blind-test-key\.json is not valid JSON.*fix or remove it/);
   });
 });
 
@@ -219,14 +234,15 @@ describe("the HTML page's images", () => {
 });
 
 describe("exportRun", () => {
+  /** A grid id of the run's blind test (set by the first test). */
+  let blindId = "";
   const notebook = (cells: IpynbCell[]): string => JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells });
 
   it("writes the post, its images and one self-contained HTML page, with nothing private in them", async () => {
     saveRunConfig(applyOverrides(defaultConfig(run), ["export.date=2026-11-27", "export.title=Faces, sparsely", "export.tags=a, b"]));
     const dir = runFiles(run).notebooks;
     mkdirSync(dir, { recursive: true });
-    mkdirSync(join(runDir(run), "blind-test"), { recursive: true });
-    writeFileSync(join(runDir(run), "blind-test", "key.json"), JSON.stringify({ k9f3a1: "sparse" }));
+    blindId = (await blindSession(runDir(run))).file.order[0];
     const root = projectRoot();
     writeFileSync(join(dir, "01-a.ipynb"), notebook([
       md("# One"),
@@ -234,7 +250,7 @@ describe("exportRun", () => {
     ]));
     writeFileSync(join(dir, "02-b.ipynb"), notebook([
       md("# Two"),
-      code("rate()", [stdout("grid k9f3a1 → http://127.0.0.1:9/rate?token=abcdef\n"), { output_type: "display_data", data: { "image/png": PNG_1x1 }, metadata: {} }]),
+      code("rate()", [stdout(`grid ${blindId} → http://127.0.0.1:9/rate?token=abcdef\n`), { output_type: "display_data", data: { "image/png": PNG_1x1 }, metadata: {} }]),
     ]));
     const result = await exportRun(run, { env: ENV, now: new Date("2030-01-01T00:00:00Z") });
     const post = runFiles(run).post;
@@ -256,7 +272,7 @@ describe("exportRun", () => {
     const values = privateValues({ root, runFolder: runDir(run), env: ENV, home: "/home/alice" });
     expect(documentLeaks(markdown, values)).toEqual([]);
     expect(documentLeaks(html, values)).toEqual([]);
-    for (const text of [markdown, html]) expect(text).not.toMatch(new RegExp(`${KEY}|k9f3a1|abcdef\\b|${root}`));
+    for (const text of [markdown, html]) expect(text).not.toMatch(new RegExp(`${KEY}|${blindId}|abcdef\\b|${root}`));
     // Self-contained: every image inline, nothing fetched.
     expect(html.match(/<img [^>]*src="data:image\/png;base64,/g)).toHaveLength(2);
     expect(html).not.toMatch(/(src|href)="(?!data:)/);
@@ -286,7 +302,7 @@ describe("exportRun", () => {
 
   it("shows the blind-test ids once asked to, and never replaces a folder it did not write", async () => {
     const revealed = await exportRun(run, { env: ENV, interactive: false, revealBlindKeys: true });
-    expect(readFileSync(revealed.markdown, "utf8")).toContain("    grid k9f3a1 →");
+    expect(readFileSync(revealed.markdown, "utf8")).toContain(`    grid ${blindId} →`);
     const foreign = join(runDir(run), "someone-elses");
     mkdirSync(foreign, { recursive: true });
     writeFileSync(join(foreign, "notes.txt"), "keep me");

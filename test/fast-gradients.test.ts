@@ -17,6 +17,8 @@ import {
   im2col,
   matMul,
   maxPoolNonNegative,
+  GRADIENT_REWRITES_ENV,
+  rewritesGradients,
   withDerivedFilterCache,
   zeroUpsample,
   type ConvSpec,
@@ -306,6 +308,46 @@ describe("matMul", () => {
     const fast = valueAndGrads((x, y) => matMul(x as tf.Tensor2D, y as tf.Tensor2D, ta, tb), inputs, [a, b], 33);
     const reference = await onBackend("cpu", () => valueAndGrads((x, y) => tf.matMul(x, y, ta, tb), inputs, [a, b], 33));
     expectClose(fast, reference, 1e-5);
+  });
+});
+
+describe("only where they are needed", () => {
+  it("rewrites gradients on wasm and cpu, not on TensorFlow's C library (tfjs-node and tfjs-node-gpu register \"tensorflow\")", () => {
+    expect(rewritesGradients("wasm", undefined)).toBe(true);
+    expect(rewritesGradients("cpu", "auto")).toBe(true);
+    expect(rewritesGradients("tensorflow", undefined)).toBe(false);
+    expect(rewritesGradients("tensorflow", "always")).toBe(true);
+    expect(rewritesGradients("wasm", "never")).toBe(false);
+    expect(() => rewritesGradients("wasm", "sometimes")).toThrow(/CELEBA_SAE_GRADIENT_REWRITES="sometimes": use auto, always or never/);
+  });
+
+  it("without the rewrites each op is TF.js's own, with the same values and gradients", async () => {
+    const x = [2, 9, 8, 3];
+    const w = [3, 3, 3, 4];
+    const inputs = [randomArray(size(x), 31).map((v) => Math.abs(v)), randomArray(size(w), 32), randomArray(4, 33).map((v) => 1 + v), randomArray(4, 34)];
+    const shapes = [x, w, [4], [4]];
+    const net = (a: tf.Tensor, f: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+      const conv = conv2d(a as tf.Tensor4D, f as tf.Tensor4D, { stride: 2, pad: 1 });
+      const bn = batchNormTrain(conv, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5);
+      const pooled = maxPoolNonNegative(tf.relu(bn.y), 3, 2, 1);
+      const flat = tf.reshape(pooled, [pooled.shape[0], -1]) as tf.Tensor2D;
+      return matMul(flat, flat, false, true);
+    };
+    const previous = process.env[GRADIENT_REWRITES_ENV];
+    try {
+      const rewritten = await onBackend("cpu", () => {
+        process.env[GRADIENT_REWRITES_ENV] = "always";
+        return valueAndGrads(net, inputs, shapes, 35);
+      });
+      const plain = await onBackend("cpu", () => {
+        process.env[GRADIENT_REWRITES_ENV] = "never";
+        return valueAndGrads(net, inputs, shapes, 35);
+      });
+      expectClose(plain, rewritten, 1e-4);
+    } finally {
+      if (previous === undefined) delete process.env[GRADIENT_REWRITES_ENV];
+      else process.env[GRADIENT_REWRITES_ENV] = previous;
+    }
   });
 });
 

@@ -10,7 +10,8 @@ import { applyOverrides, defaultConfig } from "../lib/run/config";
 import { Adam } from "../lib/model/adam";
 import { batchGradients, NonFiniteLossError, trainStep } from "../lib/model/step";
 import { contrastiveTargets, finetuneLoss, type LossSettings } from "../lib/model/loss";
-import { initialModel, shuffledOrder, totalSteps, trainModel, type BatchSource, type TrainSettings } from "../lib/model/finetune";
+import { initialModel } from "../lib/model/initial-weights";
+import { shuffledOrder, totalSteps, trainModel, type BatchSource, type TrainSettings } from "../lib/model/finetune";
 import { listCheckpoints } from "../lib/model/checkpoints";
 import { rotate180 } from "../lib/model/inputs";
 import type { ImageBatch } from "../lib/data/image-loader";
@@ -359,6 +360,6 @@ describe("training loop", () => {
 describe("initial weights", () => {
   it("a finetune.weights file that does not exist is an error saying where to get ImageNet weights", async () => {
     const config = applyOverrides(defaultConfig("unused"), ["finetune.weights=no/such/model.safetensors"]);
-    await expect(initialModel(config)).rejects.toThrow(/finetune\.weights = "no\/such\/model\.safetensors" does not exist\. Download model\.safetensors of timm\/resnet18\.tv_in1k/);
+    await expect(initialModel(config)).rejects.toThrow(/finetune\.weights = "no\/such\/model\.safetensors" does not exist\. Pass the path of a \.safetensors file .* or finetune\.weights=auto/);
   });
 });

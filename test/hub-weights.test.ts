@@ -3,10 +3,8 @@
 // X-Error-Code) and a 302 to a second "storage" origin (another port) that serves the bytes with ETag, Range/206.
 // Every test gets its own HF_HOME in a temporary folder and passes its environment explicitly.
 
-import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -29,6 +27,7 @@ import {
   type HubDownloadOptions,
   type HubEnv,
 } from "../lib/model/hub-weights";
+import { closeServer, fakeCommit, listen, sha256, startFakeHub, type FakeHub, type FakeHubOptions, type FakeRepo } from "./hub-server";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Test data
@@ -48,14 +47,7 @@ function pseudoRandomBytes(length: number, seed: number): Buffer {
   return out;
 }
 
-function sha256(bytes: Buffer): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
-/** A stand-in commit hash for the fake repos (not a real Hub commit). */
-function fakeCommit(label: string): string {
-  return createHash("sha1").update(label).digest("hex");
-}
 
 const REPO = RESNET18_IMAGENET_REPO;
 const FILE = SAFETENSORS_FILENAME;
@@ -65,60 +57,6 @@ const MAIN = fakeCommit("main");
 const V2 = fakeCommit("v2");
 const TOKEN = "hf_DISTINCTIVEtoken4c2e9b7a51";
 
-// ---------------------------------------------------------------------------------------------------------------
-// The stand-in Hub and storage
-
-interface Seen {
-  server: "hub" | "storage";
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-}
-
-interface FakeRepo {
-  branches: Record<string, string>;
-  files: Record<string, Record<string, Buffer>>;
-  /** Requests need `Authorization: Bearer <token>`. */
-  token?: string;
-  /** Without the token: 403 GatedRepo instead of 401 RepoNotFound. */
-  gated?: boolean;
-}
-
-interface FakeHubOptions {
-  repos: Record<string, FakeRepo>;
-  /** Storage: the first `cuts` GETs stop after `cutAfter` bytes (the connection is destroyed). */
-  cutAfter?: number;
-  cuts?: number;
-  /** Storage: answer Range requests with the whole file (200). */
-  ignoreRange?: boolean;
-  /** Storage: serve the bytes with one byte changed. */
-  corrupt?: boolean;
-  /** Hub: never answer (the HEAD hangs). */
-  silent?: boolean;
-  /** Hub: old repo id → new one, answered with a relative 307 (a renamed repo). */
-  renamed?: Record<string, string>;
-  /** Hub: answer 200 with an HTML page and none of the Hub's headers (a captive portal). */
-  portal?: boolean;
-}
-
-interface FakeHub {
-  url: string;
-  storageUrl: string;
-  seen: Seen[];
-  options: FakeHubOptions;
-  close(): Promise<void>;
-}
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  await new Promise<void>((done) => server.close(() => done()));
-}
-
 function defaultRepos(): Record<string, FakeRepo> {
   return {
     [REPO]: { branches: { main: MAIN, v2: V2 }, files: { [MAIN]: { [FILE]: WEIGHTS }, [V2]: { [FILE]: WEIGHTS_V2 } } },
@@ -127,104 +65,6 @@ function defaultRepos(): Record<string, FakeRepo> {
   };
 }
 
-async function startFakeHub(options: FakeHubOptions = { repos: defaultRepos() }): Promise<FakeHub> {
-  const seen: Seen[] = [];
-  const blobs = new Map<string, Buffer>();
-  for (const repo of Object.values(options.repos)) {
-    for (const files of Object.values(repo.files)) for (const bytes of Object.values(files)) blobs.set(sha256(bytes), bytes);
-  }
-  let cutsLeft = options.cuts ?? 0;
-
-  const storage = createServer((req, res) => {
-    seen.push({ server: "storage", method: req.method ?? "", path: req.url ?? "", headers: req.headers });
-    const sha = /^\/blobs\/([0-9a-f]{64})\?/.exec(req.url ?? "")?.[1];
-    const stored = sha === undefined ? undefined : blobs.get(sha);
-    if (sha === undefined || stored === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    const body = Buffer.from(stored);
-    if (options.corrupt === true) body[1000] ^= 0xff;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
-    const start = range !== null && options.ignoreRange !== true ? Number(range[1]) : 0;
-    if (start >= body.length && start > 0) {
-      res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
-      return;
-    }
-    const part = body.subarray(start);
-    res.writeHead(range !== null && options.ignoreRange !== true ? 206 : 200, {
-      "content-length": String(part.length),
-      "content-type": "application/octet-stream",
-      "accept-ranges": "bytes",
-      etag: `"${sha}"`,
-      ...(range !== null && options.ignoreRange !== true ? { "content-range": `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
-    });
-    if (cutsLeft > 0 && options.cutAfter !== undefined && part.length > options.cutAfter) {
-      cutsLeft--;
-      // Let the client take the bytes in before the cut (bytes arriving with the reset itself may be dropped).
-      res.write(part.subarray(0, options.cutAfter), () => setTimeout(() => res.socket?.destroy(), 50));
-      return;
-    }
-    res.end(part);
-  });
-  const storageUrl = await listen(storage);
-
-  const hub = createServer((req, res) => {
-    seen.push({ server: "hub", method: req.method ?? "", path: req.url ?? "", headers: req.headers });
-    if (options.silent === true) return;
-    if (options.portal === true) {
-      res.writeHead(200, { "content-type": "text/html", "content-length": "5000" }).end();
-      return;
-    }
-    const match = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec((req.url ?? "").split("?")[0]);
-    const newName = match === null ? undefined : options.renamed?.[match[1]];
-    if (match !== null && newName !== undefined) {
-      res.writeHead(307, { location: `/${newName}/resolve/${match[2]}/${match[3]}` }).end();
-      return;
-    }
-    const repo = match === null ? undefined : options.repos[match[1]];
-    const authorised = repo !== undefined && (repo.token === undefined || req.headers.authorization === `Bearer ${repo.token}`);
-    if (match === null || repo === undefined || (!authorised && repo.gated !== true)) {
-      res.writeHead(401, { "x-error-code": "RepoNotFound", "x-error-message": "Repository not found" }).end();
-      return;
-    }
-    if (!authorised) {
-      res.writeHead(403, { "x-error-code": "GatedRepo", "x-error-message": `Access to model ${match[1]} is restricted and you are not in the authorized list.` }).end();
-      return;
-    }
-    const revision = decodeURIComponent(match[2]);
-    const commit = repo.files[revision] !== undefined ? revision : repo.branches[revision];
-    if (commit === undefined) {
-      res.writeHead(404, { "x-error-code": "RevisionNotFound", "x-error-message": `Invalid rev id: ${revision}` }).end();
-      return;
-    }
-    const bytes = repo.files[commit][decodeURIComponent(match[3])];
-    if (bytes === undefined) {
-      res.writeHead(404, { "x-error-code": "EntryNotFound", "x-error-message": "Entry not found", "x-repo-commit": commit }).end();
-      return;
-    }
-    const sha = sha256(bytes);
-    res.writeHead(302, {
-      location: `${storageUrl}/blobs/${sha}?X-Amz-Signature=fake&X-Amz-Expires=3600`,
-      "x-repo-commit": commit,
-      "x-linked-etag": `"${sha}"`,
-      "x-linked-size": String(bytes.length),
-      etag: `W/"${fakeCommit(`pointer-${sha}`)}"`,
-      "content-length": "0",
-    });
-    res.end();
-  });
-  const url = await listen(hub);
-  return {
-    url,
-    storageUrl,
-    seen,
-    options,
-    async close() {
-      await Promise.all([closeServer(hub), closeServer(storage)]);
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Per-test folders and helpers
@@ -251,7 +91,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function fakeHub(options?: FakeHubOptions): Promise<FakeHub> {
+async function fakeHub(options: FakeHubOptions = { repos: defaultRepos() }): Promise<FakeHub> {
   const hub = await startFakeHub(options);
   hubs.push(hub);
   return hub;

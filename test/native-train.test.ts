@@ -12,7 +12,7 @@ import { chooseTrainEngine } from "../lib/model/finetune";
 import { contrastiveTargets, type LossSettings } from "../lib/model/loss";
 import { createNativeTrainer, type NativeTrainer } from "../lib/model/onnx/train";
 import { resnet18TrainGraph, trainBatchNorms, trainParameterInputs } from "../lib/model/onnx/train-graph";
-import { loadOnnxRuntime, type OrtLoad } from "../lib/model/onnx/session";
+import { loadOnnxRuntime, type OrtLoad } from "../lib/kernels/onnxruntime";
 import { createResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbs } from "./numeric-helpers";
 

@@ -9,7 +9,7 @@ import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "..
 import { loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
 import { createEmbedder, describeEmbedResult, embedBatch, embedDataset, embedImages, readFaceVectors } from "../lib/embed/embed";
 
-import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad, type OrtModule } from "../lib/model/onnx/session";
+import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad, type OrtModule } from "../lib/kernels/onnxruntime";
 import { runDir, runFiles } from "../lib/run/files";
 import { createResNet18, saveResNet18, type ResNet18 } from "../lib/model/resnet18";
 import { maxAbsDiff } from "./numeric-helpers";

@@ -8,7 +8,7 @@ import type { Preset } from "../lib/run/config";
 import { embedBatch } from "../lib/embed/embed";
 import type { ImageBatch } from "../lib/data/image-loader";
 import { createOnnxEmbedder } from "../lib/embed/onnx-embed";
-import { loadOnnxRuntime } from "../lib/model/onnx/session";
+import { loadOnnxRuntime } from "../lib/kernels/onnxruntime";
 import { convWindows, foldBatchNorm, resnet18OnnxGraph, resnet18ToOnnx, windowMatrix, windowProductsPay } from "../lib/model/onnx/export";
 import {
   bytesField,

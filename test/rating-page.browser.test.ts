@@ -108,7 +108,7 @@ describe("rating page in Chromium", () => {
     }
   });
 
-  it("the page gets nothing without the token", async () => {
+  it("the page gets nothing without the token, and no POST from another origin is taken", async () => {
     const run = join(scratch, "run2");
     const session = await BlindSession.open(run, { features: [1], seed: 2, rowsOf, renderGrid: grid });
     const server = await startRatingServer(session);
@@ -119,6 +119,17 @@ describe("rating page in Chromium", () => {
       expect(await page.content()).not.toMatch(/<img/);
       const wrongHost = await page.goto(`http://localhost:${server.port}/?token=${server.token}`);
       expect(wrongHost?.status()).toBe(200); // localhost is this machine too
+      // Chromium sends the page's Origin with a same-origin POST: accepted. From another origin (here the page at
+      // localhost posting to 127.0.0.1, token and all) it is refused, and nothing is recorded.
+      const id = session.file.order[0];
+      const post = (base: string, path: string, body: string): Promise<unknown> =>
+        page.evaluate(`fetch("${base}${path}?token=${server.token}", { method: "POST", mode: "no-cors", headers: { "content-type": "text/plain" }, body: ${JSON.stringify(body)} }).then((r) => r.status)`);
+      await post(`http://127.0.0.1:${server.port}`, "/api/rate", JSON.stringify({ id, rating: 5 }));
+      expect(session.rated).toBe(0);
+      expect(await post("", "/api/rate", JSON.stringify({ id, rating: 5 }))).toBe(200);
+      expect(session.rated).toBe(1);
+      expect(await post("", "/api/undo", "")).toBe(200);
+      expect(session.rated).toBe(0);
     } finally {
       await page.close();
       await server.close();

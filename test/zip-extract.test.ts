@@ -1,10 +1,13 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { constants as zlibConstants, deflateRawSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   crc32,
   crc32Table,
+  DEFAULT_ZIP_LIMITS,
+  diskFreeSpace,
   EXTRACTION_MARKER,
   EXTRACTION_TEMP_DIR,
   extractZip,
@@ -15,6 +18,7 @@ import {
   ZipError,
   type ExtractOptions,
   type ExtractProgress,
+  type FreeSpace,
 } from "../lib/data/zip-extract";
 import { buildZip, writeZipFile, type ZipWriterEntry } from "./zip-writer";
 
@@ -443,5 +447,201 @@ describe("idempotence and resuming", () => {
     rmSync(join(dest, EXTRACTION_MARKER));
     expect(await extractZip(archive, dest, { ...quiet, verify: "crc" })).toMatchObject({ written: 1, kept: files.length - 1 });
     expectSampleExtracted(dest);
+  });
+});
+
+describe("size limits (zip bombs)", () => {
+  const MIB = 1 << 20;
+
+  /**
+   * Raw DEFLATE data inflating to `mib` MiB of zeros, about 1 kB per MiB: one MiB deflated with a full
+   * flush (no reference back past it), repeated, then a final empty block; with its real size and CRC-32.
+   */
+  function deflatedZeros(mib: number): { deflated: Buffer; size: number; crc: number } {
+    const zeros = Buffer.alloc(MIB);
+    const block = deflateRawSync(zeros, { finishFlush: zlibConstants.Z_FULL_FLUSH });
+    let crc = 0;
+    for (let i = 0; i < mib; i++) crc = crc32(zeros, crc);
+    return { deflated: Buffer.concat([...Array<Buffer>(mib).fill(block), deflateRawSync(Buffer.alloc(0))]), size: mib * MIB, crc };
+  }
+
+  /** An entry whose data is `zeros`, deflated by the test (`data` unused). */
+  function zerosEntry(name: string, zeros: ReturnType<typeof deflatedZeros>, extra: Partial<ZipWriterEntry> = {}): ZipWriterEntry {
+    return { name, data: Buffer.alloc(0), deflated: zeros.deflated, size: zeros.size, crc: zeros.crc, ...extra };
+  }
+
+  /** Refused before writing: the destination does not exist, and `dir` holds only the archives. */
+  function expectNothingWritten(dest: string): void {
+    expect(existsSync(dest)).toBe(false);
+    expect(readdirSync(dir).every((f) => f.endsWith(".zip"))).toBe(true);
+  }
+
+  it("refuses an entry that inflates 1000:1 (300 kB → 300 MB), naming it and maxRatio, before writing anything", async () => {
+    const archive = writeArchive("ratio.zip", [
+      { name: "img_align_celeba/000001.jpg", data: noise(7000, 1) },
+      zerosEntry("img_align_celeba/000002.jpg", deflatedZeros(300)),
+    ]);
+    expect(statSync(archive).size).toBeLessThan(400_000);
+    const dest = join(dir, "out");
+    const error = await rejection(extractZip(archive, dest, quiet));
+    expect(error).toMatchObject({ kind: "limit", archive, entry: "img_align_celeba/000002.jpg" });
+    expect(error.message).toContain(`${archive}, entry "img_align_celeba/000002.jpg": refusing to extract`);
+    expect(error.message).toMatch(/inflate 10\d\d:1 \(315 MB from 3\d\d kB\), more than the 100:1 allowed for one entry \(maxRatio\)/);
+    expect(error.message).toMatch(/zip bomb .*pass a higher maxRatio/);
+    expectNothingWritten(dest);
+  });
+
+  it("refuses an archive of small entries that inflates 1000:1 overall; maxTotalRatio lets it through", async () => {
+    const zeros = deflatedZeros(1); // each 1 MiB from 1 kB: below the 4 MiB from which an entry's own ratio counts
+    const entries = Array.from({ length: 10 }, (_, i) => zerosEntry(`zeros/${i}.bin`, zeros));
+    const archive = writeArchive("small-bombs.zip", entries);
+    const dest = join(dir, "out");
+    const error = await rejection(extractZip(archive, dest, quiet));
+    expect(error).toMatchObject({ kind: "limit", archive, entry: "zeros/0.bin" });
+    expect(error.message).toMatch(/the archive as a whole would inflate 10\d\d:1 \(10\.5 MB from 10\.\d kB\), more than the 20:1 allowed \(maxTotalRatio\)/);
+    expectNothingWritten(dest);
+    const result = await extractZip(archive, dest, { ...quiet, maxTotalRatio: 2000 });
+    expect(result).toMatchObject({ written: 10, bytes: 10 * MIB });
+    expect(readFileSync(join(dest, "zeros/9.bin")).equals(Buffer.alloc(MIB))).toBe(true);
+  });
+
+  it("refuses 20 central entries sharing one local header (21 kB → 420 MB), whatever the ratio limits", async () => {
+    const zeros = deflatedZeros(20);
+    const entries = Array.from({ length: 20 }, (_, i) =>
+      zerosEntry(`img/${String(i).padStart(3, "0")}.jpg`, zeros, i === 0 ? {} : { localHeaderOffset: 0 }),
+    );
+    const archive = writeArchive("shared.zip", entries);
+    expect(statSync(archive).size).toBeLessThan(25_000);
+    expect((await listZipEntries(archive)).reduce((sum, e) => sum + e.size, 0)).toBe(20 * 20 * MIB);
+    const dest = join(dir, "out");
+    const error = await rejection(extractZip(archive, dest, { ...quiet, maxRatio: Infinity, maxTotalRatio: Infinity }));
+    expect(error).toMatchObject({ kind: "unsafe", archive, entry: "img/001.jpg" });
+    expect(error.message).toMatch(/shares its local header \(offset 0\) with entry "img\/000\.jpg"/);
+    expect(error.message).toMatch(/zip bombs .*download it again/);
+    expectNothingWritten(dest);
+  });
+
+  it("refuses an entry whose local header lies inside another entry's data, even when not selected", async () => {
+    const first = { name: "first.bin", data: noise(5000, 1), method: "store" as const };
+    const archive = writeArchive("overlap.zip", [
+      first,
+      { name: "ok.txt", data: Buffer.from("ok") },
+      { name: "second.bin", data: noise(3000, 2), method: "store", localHeaderOffset: 30 + first.name.length + 1000 },
+    ]);
+    const dest = join(dir, "out");
+    const error = await rejection(extractZip(archive, dest, { ...quiet, filter: (e) => e.name === "ok.txt" }));
+    expect(error).toMatchObject({ kind: "unsafe", archive, entry: "second.bin" });
+    expect(error.message).toMatch(/its local header \(offset 1039\) lies inside entry "first\.bin"'s header and data \(offset 0 to at least 5030\)/);
+    expectNothingWritten(dest);
+
+    // A local header longer than the central directory implies (its extra field, 20 bytes, hides the next entry's
+    // header): unseen in the central directory, caught when the entry is read.
+    const bytes = buildZip([first, { name: "second.bin", data: noise(3000, 2), method: "store" }]);
+    bytes.writeUInt16LE(20, 28);
+    const slight = join(dir, "slight.zip");
+    writeFileSync(slight, bytes);
+    const late = await rejection(extractZip(slight, dest, quiet));
+    expect(late).toMatchObject({ kind: "corrupt", archive: slight, entry: "first.bin" });
+    expect(late.message).toMatch(/its data \(5000 bytes at offset 59\) runs into the next entry's local header \(offset 5039\)/);
+    expect(readTree(dest).size).toBe(0);
+  });
+
+  it("refuses a selection above maxTotalBytes (default 4 GB), naming the largest entry", async () => {
+    const sample = writeArchive("a.zip", SAMPLE);
+    const dest = join(dir, "out");
+    const small = await rejection(extractZip(sample, dest, { ...quiet, maxTotalBytes: 1_000_000 }));
+    expect(small).toMatchObject({ kind: "limit", archive: sample, entry: "big/compressible.bin" });
+    expect(small.message).toMatch(/its 10 selected entries would unzip to 3\.92 MB, more than the 1\.00 MB allowed \(maxTotalBytes; Kaggle's CelebA unzips to about 1\.4 GB\), this entry being the largest \(2\.40 MB\)/);
+    expect(small.message).toMatch(/pass a higher maxTotalBytes/);
+    expectNothingWritten(dest);
+
+    // Two entries recording 2.5 GB each (ratio limits lifted, so that the total is what refuses them).
+    const huge = writeArchive("huge.zip", [
+      { name: "a.bin", data: noise(1000, 1), size: 2_500_000_000 },
+      { name: "b.bin", data: noise(1000, 2), size: 2_600_000_000 },
+    ]);
+    const error = await rejection(extractZip(huge, dest, { ...quiet, maxRatio: Infinity, maxTotalRatio: Infinity }));
+    expect(DEFAULT_ZIP_LIMITS.maxTotalBytes).toBe(4e9);
+    expect(error).toMatchObject({ kind: "limit", entry: "b.bin" });
+    expect(error.message).toMatch(/unzip to 5\.10 GB, more than the 4\.00 GB allowed/);
+    expectNothingWritten(dest);
+  });
+
+  it("refuses to extract more than the free disk space, counting what an interrupted run already wrote", async () => {
+    const archive = writeArchive("a.zip", SAMPLE);
+    const dest = join(dir, "out");
+    const asked: string[] = [];
+    const free = (bytes: number) => (destDir: string): FreeSpace => {
+      asked.push(destDir);
+      return { bytes, blockSize: 4096 };
+    };
+    const error = await rejection(extractZip(archive, dest, { ...quiet, freeSpace: free(1_000_000) }));
+    expect(asked).toEqual([dest]);
+    expect(error).toMatchObject({ kind: "limit", archive, entry: "big/compressible.bin" });
+    expect(error.message).toMatch(/the 9 files still to extract need about 3\.9\d MB on disk at /);
+    expect(error.message).toContain(`${resolve(dest)}, but only 1.00 MB are free there; the disk would fill with this entry. Free at least 2.9`);
+    expectNothingWritten(dest);
+
+    // Resuming: all but one file are there; 1 MB is too little for the missing 1.5 MB, 2 MB is enough.
+    await extractZip(archive, dest, quiet);
+    const files = SAMPLE.filter((e) => !e.name.endsWith("/")).map((e) => e.name);
+    rmSync(join(dest, "big/incompressible.bin"));
+    rmSync(join(dest, EXTRACTION_MARKER));
+    const listing = (): string[] => [...readTree(dest)].map(([name, data]) => `${name} ${data.length} ${statSync(join(dest, name)).mtimeMs}`);
+    const before = listing();
+    const resumed = await rejection(extractZip(archive, dest, { ...quiet, freeSpace: free(1_000_000) }));
+    expect(resumed).toMatchObject({ kind: "limit", entry: "big/incompressible.bin" });
+    expect(resumed.message).toMatch(/the file still to extract needs about 1\.50 MB on disk at .* \(2\.42 MB are already extracted\), but only 1\.00 MB are free/);
+    expect(listing()).toEqual(before); // nothing written, not even the temporary folder
+    const result = await extractZip(archive, dest, { ...quiet, freeSpace: free(2_000_000) });
+    expect(result).toMatchObject({ written: 1, kept: files.length - 1 });
+    expectSampleExtracted(dest);
+  });
+
+  it("measures free space at the destination's nearest existing folder", () => {
+    const space = diskFreeSpace(join(dir, "not", "yet", "there"));
+    expect(space).toBeDefined();
+    expect(space!.bytes).toBeGreaterThan(0);
+    expect(space!.blockSize).toBeGreaterThan(0);
+  });
+
+  it("stops an entry that inflates past the size the central directory records (300 MB recorded as 1 MB)", async () => {
+    const archive = writeArchive("liar.zip", [
+      { name: "first.txt", data: Buffer.from("fine") },
+      zerosEntry("liar.jpg", deflatedZeros(300), { size: 1_000_000 }),
+      { name: "third.txt", data: Buffer.from("never reached") },
+    ]);
+    for (const bufferLimit of [undefined, 0]) {
+      const dest = join(dir, `out-${bufferLimit}`);
+      const error = await rejection(extractZip(archive, dest, { ...quiet, bufferLimit }));
+      expect(error).toMatchObject({ kind: "corrupt", archive, entry: "liar.jpg" });
+      expect(error.message).toMatch(/it inflates to more than the 1000000 bytes recorded/);
+      expect([...readTree(dest).keys()]).toEqual(["first.txt"]);
+    }
+  });
+
+  it("extracts and resumes a CelebA-shaped archive (JPEG-like noise, a 5 MB attribute CSV) under the default limits", async () => {
+    let seed = 1;
+    const sign = (): string => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % 5 === 0 ? "1" : "-1";
+    };
+    const rows = ["image_id," + Array.from({ length: 40 }, (_, i) => `attribute_${i}`).join(",")];
+    for (let i = 1; i <= 45_000; i++) rows.push(`${String(i).padStart(6, "0")}.jpg,${Array.from({ length: 40 }, sign).join(",")}`);
+    const entries: ZipWriterEntry[] = [
+      { name: "list_attr_celeba.csv", data: Buffer.from(rows.join("\n") + "\n") },
+      ...Array.from({ length: 200 }, (_, i) => ({ name: `img_align_celeba/img_align_celeba/${String(i + 1).padStart(6, "0")}.jpg`, data: noise(7000, i + 1) })),
+    ];
+    const archive = writeArchive("celeba-dataset.zip", entries);
+    const csv = (await listZipEntries(archive))[0];
+    expect(csv.size).toBeGreaterThan(DEFAULT_ZIP_LIMITS.ratioMinSize); // so its ratio is checked, and passes
+    expect(csv.size / csv.compressedSize).toBeGreaterThan(5);
+    const dest = join(dir, "out");
+    expect(await extractZip(archive, dest, quiet)).toMatchObject({ written: 201 });
+    rmSync(join(dest, EXTRACTION_MARKER));
+    for (const e of entries.slice(150)) rmSync(join(dest, e.name));
+    const result = await extractZip(archive, dest, { ...quiet, freeSpace: () => ({ bytes: 51 * 8192, blockSize: 4096 }) });
+    expect(result).toMatchObject({ written: 51, kept: 150 });
+    expectSampleExtracted(dest, entries);
   });
 });

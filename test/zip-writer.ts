@@ -1,8 +1,9 @@
 // A tiny zip WRITER for tests: stored and deflated entries, any entry name (including malicious ones such as
 // `../evil.txt`, `/abs.txt` or names with NUL bytes), symlink entries (Unix mode 0o120000 in the external
 // attributes), ZIP64 records on request, and a few deliberate defects (a wrong CRC-32, an unsupported method, the
-// encryption flag) to build broken archives. `buildZip` returns the archive in memory; `writeZipFile` streams it
-// to disk entry by entry, for fixtures too big to hold at once.
+// encryption flag) to build broken archives, and the shapes of zip bombs (data deflated by the caller, declared
+// sizes that lie, central entries pointing at another entry's local header). `buildZip` returns the archive in
+// memory; `writeZipFile` streams it to disk entry by entry, for fixtures too big to hold at once.
 //
 // Layout written (APPNOTE 6.3.x): for each entry a local header (+ ZIP64 extra when zip64), the data, and a data
 // descriptor when asked; then the central directory; then, when zip64, the ZIP64 end record and its locator; then
@@ -33,6 +34,16 @@ export interface ZipWriterEntry {
   readonly encrypted?: boolean;
   /** Zero CRC and sizes in the local header and write them in a data descriptor after the data (flag bit 3). */
   readonly dataDescriptor?: boolean;
+  /**
+   * The entry's data as stored, already deflated (raw DEFLATE) by the caller, e.g. a bomb too big to hold
+   * inflated; `data` is then not used: give `size` and `crc` for what it inflates to.
+   */
+  readonly deflated?: Buffer;
+  /**
+   * Write no local header and no data for this entry: its central record points at this offset (e.g. 0, the first
+   * entry's local header), as overlapping zip bombs do.
+   */
+  readonly localHeaderOffset?: number;
 }
 
 export interface ZipWriterOptions {
@@ -90,8 +101,8 @@ class ZipAssembler {
   add(entry: ZipWriterEntry): Buffer[] {
     const nameBytes = Buffer.from(entry.name, "utf8");
     const isDir = entry.name.endsWith("/");
-    const deflate = entry.rawMethod === undefined && (entry.method ?? "deflate") === "deflate" && !isDir;
-    const payload = deflate ? deflateRawSync(entry.data) : entry.data;
+    const deflate = entry.deflated !== undefined || (entry.rawMethod === undefined && (entry.method ?? "deflate") === "deflate" && !isDir);
+    const payload = entry.deflated ?? (deflate ? deflateRawSync(entry.data) : entry.data);
     const method = entry.rawMethod ?? (deflate ? 8 : 0);
     const crc = entry.crc ?? crc32(entry.data);
     const ascii = /^[\x00-\x7f]*$/.test(entry.name);
@@ -105,10 +116,11 @@ class ZipAssembler {
       crc,
       compressedSize: payload.length,
       size: entry.size ?? entry.data.length,
-      offset: this.offset,
+      offset: entry.localHeaderOffset ?? this.offset,
       externalAttributes: ((mode << 16) | (isDir ? 0x10 : 0)) >>> 0,
     };
     this.records.push(record);
+    if (entry.localHeaderOffset !== undefined) return [];
     const descriptor = entry.dataDescriptor === true;
     const extra = zip64 ? zip64Extra(descriptor ? [0, 0] : [record.size, record.compressedSize]) : Buffer.alloc(0);
     const local = Buffer.concat([

@@ -7,13 +7,22 @@
 //   blind-test/grid-rows.json   the dataset rows each grid shows (what the automatic rater reads; never served)
 //   blind-test/ratings.jsonl    one {"id","rating","rater","at"} line per rating, appended and fsynced as it comes;
 //                               "undo" truncates the last line, so the file always holds each rated id exactly once
+//   blind-test/ratings.lock     who writes ratings.jsonl now (pid, host, since when, what): one writer at a time, so
+//                               two kernels or a kernel and a stale page cannot both append (see RatingsLock)
 //   blind-test-key.json         the unblinding key (id → dense/sparse and feature), outside the served folder,
 //                               read only by `unblind()` once every grid is rated
 // A session whose files exist is resumed: the same ids, the same order, the ratings already given.
+//
+// Reading ratings.jsonl is strict (readRatingsFile): a grid rated twice counts once — the later record wins, and a
+// warning says so; a complete last record without its newline is kept (the newline is added before the next rating);
+// a torn last record (not JSON: a crash mid-write) is dropped with a warning and cut from the file before the next
+// rating, never glued to it; anything else that is not a rating of this session is an error naming the line.
+// Warnings are printed (console.warn) and kept in `session.warnings`.
 
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+import { basename, dirname, join } from "node:path";
 import sharp from "sharp";
 import { attributeBaseRates, autoRate } from "./auto-rater";
 import type { AttributeTable } from "../data/celeba-metadata";
@@ -78,6 +87,281 @@ export function isValidRating(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= RATING_MIN && value <= RATING_MAX;
 }
 
+/** Writes all of `bytes` at the end of `fd` (writeSync may write less than asked). */
+function writeAll(fd: number, bytes: Buffer): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+}
+
+// ---- the single-writer lock of ratings.jsonl ----
+
+/** What blind-test/ratings.lock holds: the one process, and what in it, that writes ratings.jsonl now. */
+export interface RatingsLockOwner {
+  readonly pid: number;
+  readonly hostname: string;
+  /** Linux's boot id (a lock from before a restart is stale whatever its pid says); null elsewhere. */
+  readonly bootId: string | null;
+  readonly startedAt: string;
+  /** What holds it, e.g. "the rating page server at http://127.0.0.1:PORT/". */
+  readonly holder: string;
+  /** Tells this holder's lock from a later one (of the same process, too). */
+  readonly nonce: string;
+}
+
+function currentBootId(): string | null {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Why a lock's owner is certainly gone (its process ended on this machine, or the machine restarted); undefined when it may still run. */
+export function staleLockReason(owner: RatingsLockOwner): string | undefined {
+  if (owner.hostname !== hostname()) return undefined;
+  const boot = currentBootId();
+  if (owner.bootId !== null && boot !== null && owner.bootId !== boot) return "this machine has restarted since";
+  if (!isProcessAlive(owner.pid)) return `process ${owner.pid} is no longer running`;
+  return undefined;
+}
+
+function describeOwner(owner: RatingsLockOwner): string {
+  return `${owner.holder} (pid ${owner.pid} on ${owner.hostname}, since ${owner.startedAt})`;
+}
+
+function isLockOwner(value: unknown): value is RatingsLockOwner {
+  if (typeof value !== "object" || value === null) return false;
+  const o = value as Record<string, unknown>;
+  return (
+    Number.isInteger(o.pid) && typeof o.hostname === "string" && (o.bootId === null || typeof o.bootId === "string") &&
+    typeof o.startedAt === "string" && typeof o.holder === "string" && typeof o.nonce === "string"
+  );
+}
+
+/** The owner a lock file names; undefined when there is no lock file. An unreadable one is an error saying what to do. */
+export function readLockOwner(path: string): RatingsLockOwner | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (!isLockOwner(value)) {
+    throw new Error(`${path} does not say who holds it (${JSON.stringify(text.slice(0, 80))}): if no other process is rating this session, delete it and try again`);
+  }
+  return value;
+}
+
+/** Creates the lock file with O_EXCL; false when it exists already. */
+function createLockFile(path: string, owner: RatingsLockOwner): boolean {
+  mkdirSync(dirname(path), { recursive: true });
+  let fd: number;
+  try {
+    fd = openSync(path, "wx");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  }
+  try {
+    writeAll(fd, Buffer.from(JSON.stringify(owner, null, 1) + "\n", "utf8"));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/** Removes a stale lock if it is still the one judged stale (not one another process has taken meanwhile). */
+function removeStaleLock(path: string, stale: RatingsLockOwner): boolean {
+  const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    renameSync(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+  let moved: RatingsLockOwner | undefined;
+  try {
+    moved = readLockOwner(aside);
+  } catch {
+    moved = undefined;
+  }
+  if (moved?.nonce !== stale.nonce) {
+    // A fresh lock was moved aside: put it back (unless yet another one was made in between).
+    try {
+      linkSync(aside, path);
+    } catch {
+      // the newer lock stays; ours is dropped below
+    }
+    unlinkSync(aside);
+    return false;
+  }
+  unlinkSync(aside);
+  return true;
+}
+
+/**
+ * The single-writer lock of a session's ratings.jsonl: blind-test/ratings.lock, created with O_EXCL, naming its
+ * holder. A second writer is refused with a message naming the holder; a stale lock (its process gone on this
+ * machine) is taken over with a warning. Released by `release()` and when the process exits (a process killed by a
+ * signal leaves its lock behind, and the next writer takes it over as stale).
+ */
+export class RatingsLock {
+  private released = false;
+  private readonly onExit = (): void => this.release();
+
+  private constructor(readonly path: string, readonly owner: RatingsLockOwner) {
+    process.on("exit", this.onExit);
+  }
+
+  static acquire(path: string, holder: string, warn: (message: string) => void = console.warn): RatingsLock {
+    const owner: RatingsLockOwner = {
+      pid: process.pid,
+      hostname: hostname(),
+      bootId: currentBootId(),
+      startedAt: new Date().toISOString(),
+      holder,
+      nonce: randomBytes(8).toString("hex"),
+    };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (createLockFile(path, owner)) return new RatingsLock(path, owner);
+      const current = readLockOwner(path);
+      if (current === undefined) continue; // released meanwhile
+      const stale = staleLockReason(current);
+      if (stale === undefined) {
+        const elsewhere = current.hostname !== hostname() ? " It is held from another machine, so this one cannot tell whether it still runs." : "";
+        throw new Error(
+          `${path}: the ratings of this session are being written by ${describeOwner(current)}.${elsewhere} One writer at a time, ` +
+            `so that no rating is counted twice or lost: finish or stop that one first (rate to the end or close its rating page's ` +
+            `server, call session.close(), or stop its kernel), then try again. If that process is gone for certain, delete ${path}.`,
+        );
+      }
+      if (removeStaleLock(path, current)) warn(`${path}: took over the lock left by ${describeOwner(current)}: ${stale}`);
+    }
+    throw new Error(`${path}: other processes keep taking this lock; try again`);
+  }
+
+  /** Removes the lock file if it is still this holder's. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    process.removeListener("exit", this.onExit);
+    try {
+      if (readLockOwner(this.path)?.nonce === this.owner.nonce) unlinkSync(this.path);
+    } catch {
+      // gone already, or replaced by an unreadable file: not ours to remove
+    }
+  }
+}
+
+// ---- reading ratings.jsonl ----
+
+/** A record of ratings.jsonl: the rating, the byte offset where its line starts (for undo), its line number. */
+export interface StoredRating {
+  readonly rating: Rating;
+  readonly start: number;
+  readonly line: number;
+}
+
+/** ratings.jsonl as read by `readRatingsFile`. */
+export interface RatingsFileContents {
+  /** Every record kept, in file order (a grid rated twice appears twice here). */
+  readonly records: readonly StoredRating[];
+  /** One rating per grid, the later record of a grid winning, in the order of the winning records. */
+  readonly current: readonly Rating[];
+  /** The last record is complete but has no newline. */
+  readonly unterminated: boolean;
+  /** The byte offset of a torn last record (not JSON: a crash mid-write), dropped; undefined when there is none. */
+  readonly tornAt: number | undefined;
+  /** What was tolerated: grids rated twice, a torn or unterminated last record. */
+  readonly warnings: readonly string[];
+}
+
+type ParsedLine = { readonly ok: true; readonly rating: Rating } | { readonly ok: false; readonly json: boolean; readonly problem: string };
+
+function parseRatingLine(text: string, order: readonly string[]): ParsedLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, json: false, problem: "is not JSON" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, json: true, problem: "is not a rating record" };
+  const r = value as Record<string, unknown>;
+  if (typeof r.id !== "string" || !order.includes(r.id)) return { ok: false, json: true, problem: "names no grid of this session" };
+  if (!isValidRating(r.rating)) return { ok: false, json: true, problem: `has no rating ${RATING_MIN}–${RATING_MAX}` };
+  return { ok: true, rating: { id: r.id, rating: r.rating, rater: typeof r.rater === "string" ? r.rater : "unknown", at: typeof r.at === "string" ? r.at : "" } };
+}
+
+/** Each grid's rating: the later of two records wins; a warning for every record that lost. */
+function currentRatings(path: string, records: readonly StoredRating[], warnings: string[]): Rating[] {
+  const last = new Map<string, StoredRating>();
+  for (const record of records) last.set(record.rating.id, record);
+  for (const record of records) {
+    const winner = last.get(record.rating.id) as StoredRating;
+    if (winner === record) continue;
+    warnings.push(
+      `${path}: grid ${record.rating.id} is rated more than once (line ${record.line}: ${record.rating.rating}, line ${winner.line}: ${winner.rating.rating}); ` +
+        `only the later rating counts. Two processes wrote ratings at once; delete the line you do not mean if the later one is wrong.`,
+    );
+  }
+  return records.filter((record) => last.get(record.rating.id) === record).map((record) => record.rating);
+}
+
+/**
+ * Reads a session's ratings.jsonl strictly (see the file's header). Nothing is changed on disk: repairs (cutting a
+ * torn last record, ending an unterminated one) are for the writer, under the lock.
+ */
+export function readRatingsFile(path: string, order: readonly string[]): RatingsFileContents {
+  const bytes = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+  const records: StoredRating[] = [];
+  const warnings: string[] = [];
+  let unterminated = false;
+  let tornAt: number | undefined;
+  for (let start = 0, line = 1; start < bytes.length; line++) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline === -1 ? bytes.length : newline;
+    const text = bytes.subarray(start, end).toString("utf8");
+    if (text.trim() !== "") {
+      const parsed = parseRatingLine(text, order);
+      if (parsed.ok === true) {
+        records.push({ rating: parsed.rating, start, line });
+        if (newline === -1) {
+          unterminated = true;
+          warnings.push(`${path}: the last record (line ${line}) has no newline (a crash right after it was written); it is kept, and the newline is added before the next rating`);
+        }
+      } else if (newline === -1 && !parsed.json) {
+        tornAt = start;
+        warnings.push(`${path}: the last record (line ${line}) is cut short (a crash while it was written); it is dropped, so its grid is rated again, and cut from the file before the next rating`);
+      } else {
+        throw new Error(`${path}: line ${line} ${parsed.problem} (${JSON.stringify(text.slice(0, 120))}); delete that line (its grid will be rated again) and try again`);
+      }
+    }
+    start = newline === -1 ? bytes.length : newline + 1;
+  }
+  return { records, current: currentRatings(path, records, warnings), unterminated, tornAt, warnings };
+}
+
+/** What a session's lock says holds it when no holder is given: this process's script (a notebook kernel, a test). */
+function defaultHolder(): string {
+  return `a blind-test session in ${basename(process.argv[1] ?? process.argv0)}`;
+}
+
 export interface BlindSessionSpec {
   readonly features: readonly number[];
   readonly seed: number;
@@ -89,10 +373,11 @@ export interface BlindSessionSpec {
 
 /** An open session. */
 export class BlindSession {
-  private readonly ratingsById = new Map<string, Rating>();
-  /** Byte length of ratings.jsonl before each line, for undo. */
-  private readonly lineStarts: number[] = [];
-  private readonly lines: Rating[] = [];
+  private stored: RatingsFileContents = { records: [], current: [], unterminated: false, tornAt: undefined, warnings: [] };
+  private ratingsById = new Map<string, Rating>();
+  private readonly warned = new Set<string>();
+  /** Held while this session writes ratings.jsonl (from its first rating or undo, or `acquireWriter`, to `close`). */
+  private lock: RatingsLock | undefined;
   private rowsById: Record<string, number[]> | undefined;
 
   private constructor(readonly runFolder: string, readonly file: SessionFile) {
@@ -158,32 +443,65 @@ export class BlindSession {
     return new BlindSession(runFolder, file);
   }
 
-  /** Reads ratings.jsonl (a torn last line, from a crash mid-write, is dropped). */
+  /** Reads ratings.jsonl strictly (see readRatingsFile), printing each warning once. */
   private load(): void {
-    const path = this.paths.ratings;
-    if (!existsSync(path)) return;
-    const text = readFileSync(path, "utf8");
-    let offset = 0;
-    for (const line of text.split("\n")) {
-      const start = offset;
-      offset += Buffer.byteLength(line, "utf8") + 1;
-      if (line.trim() === "") continue;
-      let parsed: Rating;
+    this.stored = readRatingsFile(this.paths.ratings, this.file.order);
+    this.ratingsById = new Map(this.stored.current.map((r) => [r.id, r]));
+    for (const warning of this.stored.warnings) this.warn(warning);
+  }
+
+  private warn(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    console.warn(message);
+  }
+
+  /** What reading ratings.jsonl and taking its lock tolerated so far (each also printed once with console.warn). */
+  get warnings(): readonly string[] {
+    return [...this.warned];
+  }
+
+  /** Whether this session holds the ratings' lock (is the one writer). */
+  get writing(): boolean {
+    return this.lock !== undefined;
+  }
+
+  /**
+   * Makes this session the one writer of ratings.jsonl (rate and undo do it themselves): takes blind-test/ratings.lock
+   * naming `holder` — refused while another writer holds it — then re-reads the file, whatever was written before,
+   * and repairs its end: a torn last record is cut off, an unterminated one gets its newline.
+   */
+  acquireWriter(holder: string = defaultHolder()): void {
+    if (this.lock !== undefined) return;
+    this.lock = RatingsLock.acquire(this.paths.lock, holder, (message) => this.warn(message));
+    this.load();
+    if (this.stored.tornAt !== undefined) this.truncateTo(this.stored.tornAt);
+    else if (this.stored.unterminated) this.append("\n");
+    else return;
+    this.load();
+  }
+
+  /** Stops writing: the lock is released, so another process may rate. The session stays readable; rate or undo takes the lock again. */
+  close(): void {
+    this.lock?.release();
+    this.lock = undefined;
+  }
+
+  /** Appends to ratings.jsonl and syncs it; on a failed write the file is cut back to where it was. */
+  private append(text: string): void {
+    mkdirSync(this.paths.dir, { recursive: true });
+    const fd = openSync(this.paths.ratings, "a");
+    try {
+      const start = fstatSync(fd).size;
       try {
-        parsed = JSON.parse(line) as Rating;
-      } catch {
-        if (offset >= Buffer.byteLength(text, "utf8")) {
-          this.truncateTo(start);
-          break;
-        }
-        throw new Error(`${path}: line ${this.lines.length + 1} is not JSON; fix or remove that line`);
+        writeAll(fd, Buffer.from(text, "utf8"));
+        fsyncSync(fd);
+      } catch (error) {
+        ftruncateSync(fd, start);
+        throw error;
       }
-      if (!this.file.order.includes(parsed.id) || !isValidRating(parsed.rating)) {
-        throw new Error(`${path}: line "${line}" names no grid of this session or no rating 1–7; remove that line`);
-      }
-      this.lineStarts.push(start);
-      this.lines.push(parsed);
-      this.ratingsById.set(parsed.id, parsed);
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -231,48 +549,40 @@ export class BlindSession {
     return this.rowsById[id];
   }
 
-  /** The ratings given so far, in the order given. */
+  /** The ratings given so far, one per grid, in the order given. */
   ratings(): readonly Rating[] {
-    return [...this.lines];
+    return [...this.stored.current];
   }
 
-  /** Records a rating (appended to ratings.jsonl and synced to disk before this returns). */
+  /** Records a rating (appended to ratings.jsonl and synced to disk before this returns); takes the lock first. */
   rate(id: string, rating: number, rater: string): Rating {
     if (!this.has(id)) throw new Error(`no grid "${id}" in this session`);
     if (!isValidRating(rating)) throw new RangeError(`a rating is an integer from ${RATING_MIN} to ${RATING_MAX}, got ${rating}`);
+    this.acquireWriter();
     if (this.ratingsById.has(id)) throw new Error(`grid "${id}" is already rated; undo it first to change it`);
     const record: Rating = { id, rating, rater, at: new Date().toISOString() };
-    mkdirSync(this.paths.dir, { recursive: true });
-    const fd = openSync(this.paths.ratings, "a");
-    try {
-      const start = fstatSync(fd).size;
-      writeSync(fd, JSON.stringify(record) + "\n");
-      fsyncSync(fd);
-      this.lineStarts.push(start);
-    } finally {
-      closeSync(fd);
-    }
-    this.lines.push(record);
-    this.ratingsById.set(id, record);
+    this.append(JSON.stringify(record) + "\n");
+    this.load();
     return record;
   }
 
-  /** Takes back the last rating (the file loses its last line); returns its id, or undefined with none. */
+  /** Takes back the last rating (the file loses its last line); returns its id, or undefined with none. Takes the lock first. */
   undo(): string | undefined {
-    const last = this.lines.pop();
-    const start = this.lineStarts.pop();
-    if (last === undefined || start === undefined) return undefined;
-    this.truncateTo(start);
-    this.ratingsById.delete(last.id);
-    return last.id;
+    this.acquireWriter();
+    const last = this.stored.records.at(-1);
+    if (last === undefined) return undefined;
+    this.truncateTo(last.start);
+    this.load();
+    return last.rating.id;
   }
 
-  /** The key joined with the ratings: refused until every grid is rated. */
+  /** The key joined with the ratings (one per grid; re-read from disk unless this session is the writer): refused until every grid is rated. */
   unblind(): UnblindedRating[] {
+    if (this.lock === undefined) this.load();
     if (!this.done) throw new Error(`${this.total - this.rated} of ${this.total} grids are not rated yet: finish the ratings before unblinding`);
     const key = JSON.parse(readFileSync(this.paths.key, "utf8")) as { items: BlindItem[] };
     const byId = new Map(key.items.map((item) => [item.id, item]));
-    return this.lines.map((r) => {
+    return this.stored.current.map((r) => {
       const item = byId.get(r.id);
       if (item === undefined) throw new Error(`${this.paths.key} has no entry for grid ${r.id}: the key does not belong to this session`);
       return { ...item, rating: r.rating, rater: r.rater };
@@ -292,10 +602,16 @@ export function ratingsByKind(rows: readonly UnblindedRating[]): Record<FeatureK
 export function autoRateSession(session: BlindSession, table: AttributeTable | null): number {
   if (table === null) throw new Error("the automatic rater needs attribute labels, and this dataset has none: set blindTest.rater=human");
   const baseRates = attributeBaseRates(table);
+  const wasWriting = session.writing;
   let count = 0;
-  for (let id = session.next(); id !== undefined; id = session.next()) {
-    session.rate(id, autoRate(session.gridRows(id), table, baseRates).rating, "auto");
-    count++;
+  try {
+    session.acquireWriter("the automatic rater (autoRateSession)");
+    for (let id = session.next(); id !== undefined; id = session.next()) {
+      session.rate(id, autoRate(session.gridRows(id), table, baseRates).rating, "auto");
+      count++;
+    }
+  } finally {
+    if (!wasWriting) session.close();
   }
   return count;
 }

@@ -12,7 +12,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
-import type { EngineChoice, Preset, RunConfig } from "../run/config";
+import type { EngineChoice } from "../kernels/backend-names";
+import type { Preset, RunConfig } from "../run/config";
 import { openRunDataset } from "../data/datasets";
 import { imageCachePath } from "../data/datasets";
 import { preprocess } from "../model/inputs";
@@ -20,7 +21,7 @@ import type { ImageDataset } from "../data/image-dataset";
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
 import { checkFiniteRows, createNpyWriter, readNpy, writeNpy } from "../formats/npy";
 import { writeFileAtomicSync } from "../util/atomic-write";
-import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../model/onnx/session";
+import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../kernels/onnxruntime";
 import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
 import { displayPath } from "../util/project";
 import { runFiles } from "../run/files";

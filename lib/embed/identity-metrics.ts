@@ -15,7 +15,7 @@ import type { RunConfig } from "../run/config";
 import { openRunDataset } from "../data/datasets";
 import { embedImages, readFaceVectors } from "./embed";
 import type { Figure } from "../display/figures";
-import { initialModel } from "../model/finetune";
+import { initialModel } from "../model/initial-weights";
 import type { Row } from "../display/html-table";
 import type { ProgressMode } from "../display/progress";
 import { Rng } from "../util/random";

@@ -8,11 +8,11 @@
 // The run config's `embed.engine` picks: "auto" (ONNX Runtime when it loads, else TF.js), "onnxruntime" (must
 // load, else an error naming the fix), "tfjs".
 //
-// Loading ONNX Runtime, the engine choice and the sessions: lib/model/onnx/session.
+// Loading ONNX Runtime, the engine choice and the sessions: lib/kernels/onnxruntime.
 
 import type { Preset } from "../run/config";
 import { presetNormalization } from "../model/imagenet";
-import { createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type OrtModule, type OrtSession } from "../model/onnx/session";
+import { createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type OrtModule, type OrtSession } from "../kernels/onnxruntime";
 import type { ImageBatch } from "../data/image-loader";
 import { writeFileAtomicSync } from "../util/atomic-write";
 import { plainStateDict, resnet18ToOnnx } from "../model/onnx/export";

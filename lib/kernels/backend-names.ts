@@ -1,5 +1,6 @@
-// The names of TensorFlow.js's backends, fastest first, and how a choice is read: apart from lib/kernels/backend so
-// that the run config can name them without loading TensorFlow.js.
+// The names of TensorFlow.js's backends, fastest first, how a choice is read, and the engines a heavy stage can run
+// on: apart from lib/kernels/backend and lib/kernels/onnxruntime so that the run config names them without loading
+// TensorFlow.js.
 
 export const BACKEND_ORDER = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKEND_ORDER)[number];
@@ -15,3 +16,8 @@ export function parseBackendChoice(value: string | undefined, source = BACKEND_E
   if (v === "auto" || (BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendChoice;
   throw new Error(`${source}="${value}" is not a backend: use one of auto, ${BACKEND_ORDER.join(", ")}`);
 }
+
+/** Who runs a heavy stage's passes — embedding (`embed.engine`), fine-tuning (`finetune.engine`): "auto" the fastest
+ *  that loads (lib/kernels/onnxruntime `chooseEngine`), "onnxruntime" or "tfjs". */
+export const ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
+export type EngineChoice = (typeof ENGINES)[number];

@@ -18,7 +18,7 @@ import { prepareWasmThreads, releaseWasmWorkers, WASM_THREADS_ENV, wasmThreadsWa
 
 /** What loading one backend gave: it works (with details and warnings to show), or why not. */
 export type BackendLoad =
-  | { readonly ok: true; readonly details: string; readonly warnings: readonly string[] }
+  | { readonly ok: true; readonly details: string; readonly warnings: readonly string[]; readonly gpu?: boolean }
   | { readonly ok: false; readonly reason: string };
 
 /** A way to load one backend; the real ones are in `realProbes`, tests pass fakes. */
@@ -31,6 +31,8 @@ export interface BackendProbe {
 export interface BackendReport {
   readonly name: BackendName;
   readonly details: string;
+  /** TF.js computes on a GPU (tfjs-node-gpu seeing a CUDA device). */
+  readonly gpu: boolean;
   readonly warnings: readonly string[];
   readonly skipped: readonly { readonly name: BackendName; readonly reason: string }[];
 }
@@ -48,7 +50,7 @@ export async function chooseBackend(choice: BackendChoice, probes: readonly Back
     const probe = byName.get(name);
     const result: BackendLoad = probe ? await probe.load() : { ok: false, reason: "no loader for it" };
     // `=== true`/`=== false`: tslab compiles without strictNullChecks, where truthiness does not narrow the union.
-    if (result.ok === true) return { name, details: result.details, warnings: result.warnings, skipped };
+    if (result.ok === true) return { name, details: result.details, warnings: result.warnings, gpu: result.gpu === true, skipped };
     if (result.ok === false) {
       if (choice !== "auto") {
         throw new Error(
@@ -78,7 +80,7 @@ function errorText(e: unknown): string {
 /** What a loaded tfjs-node flavour means: the GPU package that found no GPU says so loudly. */
 export function nativeBackendLoad(name: "tensorflow-gpu" | "tensorflow", pkg: string, usingGpu: boolean): BackendLoad {
   if (name === "tensorflow") return { ok: true, details: `${pkg}, TensorFlow C library on the CPU`, warnings: [] };
-  if (usingGpu) return { ok: true, details: `${pkg}, TensorFlow C library with CUDA, GPU in use`, warnings: [] };
+  if (usingGpu) return { ok: true, details: `${pkg}, TensorFlow C library with CUDA, GPU in use`, warnings: [], gpu: true };
   return {
     ok: true,
     details: `${pkg} loaded, but TensorFlow runs on the CPU`,
@@ -175,6 +177,12 @@ export const realProbes: readonly BackendProbe[] = [
 ];
 
 let selected: Promise<BackendReport> | undefined;
+let selectedReport: BackendReport | undefined;
+
+/** The backend `initBackend` selected in this process, once it has (undefined before). */
+export function selectedBackend(): BackendReport | undefined {
+  return selectedReport;
+}
 
 /**
  * Selects the backend once per process (env var first, then `choice`, then auto) and returns the report.
@@ -185,6 +193,7 @@ export function initBackend(choice: BackendChoice = "auto"): Promise<BackendRepo
     const fromEnv = parseBackendChoice(process.env[BACKEND_ENV]);
     selected = chooseBackend(fromEnv !== "auto" ? fromEnv : choice, realProbes).then(async (report) => {
       await tf.ready();
+      selectedReport = report;
       return report;
     });
     selected.catch(() => {

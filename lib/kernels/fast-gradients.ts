@@ -17,6 +17,8 @@
 //   • BatchNorm (batch statistics) = one per-channel multiply-add forward, and its closed-form gradient as another.
 //   • 3×3 stride-1 convolutions (the forward value and the input gradient) run by Winograd F(2×2, 3×3) on WASM where
 //     it is faster (lib/kernels/winograd), with the filter transformed once per weight and step.
+// The rewrites serve only the backends that need them (`rewritesGradients`: wasm and cpu); on TensorFlow's C library
+// (tfjs-node, tfjs-node-gpu) each op is the plain TF.js op with TF.js's own gradient.
 // Each op is checked against TF.js's own gradients on the cpu backend in test/fast-gradients.test.ts.
 // Layouts are TF.js's: NHWC activations, HWIO filters. Padding is PyTorch's (symmetric, explicit).
 
@@ -328,12 +330,29 @@ export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: rea
   return pixels >= DILATED_FILTER_GRAD_MIN_PIXELS ? convFilterGradDilated(x, dy, filterShape, spec) : convFilterGradIm2col(x, dy, filterShape, spec);
 }
 
+/** Forces the rewrites on or off ("always", "never"); "auto" (the default) decides by backend (tests use it). */
+export const GRADIENT_REWRITES_ENV = "CELEBA_SAE_GRADIENT_REWRITES";
+
+/**
+ * Whether the ops below use the rewritten gradients: on the backends that need them — tfjs-backend-wasm (missing and
+ * slow gradient kernels) and the plain-JS cpu backend — and not on TensorFlow's C library (tfjs-node, tfjs-node-gpu),
+ * whose own gradient kernels are fast (and, on a GPU, far faster than any rewrite). Elsewhere each op is the plain
+ * TF.js op with TF.js's own gradient.
+ */
+export function rewritesGradients(backend: string = tf.getBackend(), env: string | undefined = process.env[GRADIENT_REWRITES_ENV]): boolean {
+  if (env === "always") return true;
+  if (env === "never") return false;
+  if (env !== undefined && env !== "" && env !== "auto") throw new Error(`${GRADIENT_REWRITES_ENV}="${env}": use auto, always or never`);
+  return backend === "wasm" || backend === "cpu";
+}
+
 /** conv2d (NHWC input, HWIO filter, no bias) with both gradients computed by fast forward kernels. */
 export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: ConvSpec): tf.Tensor4D {
   const [kh, kw] = filter.shape;
   if (spec.pad > kh - 1 || spec.pad > kw - 1) {
     throw new RangeError(`conv2d: padding ${spec.pad} is larger than the filter (${kh}×${kw}) minus one; not supported`);
   }
+  if (!rewritesGradients()) return tf.conv2d(x, filter, spec.stride, [[0, 0], [spec.pad, spec.pad], [spec.pad, spec.pad], [0, 0]]);
   const op = customOp<tf.Tensor4D>(([input, w], save) => {
     const x4 = input as tf.Tensor4D;
     const w4 = w as tf.Tensor4D;
@@ -367,6 +386,7 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: ConvSpec): tf.
  */
 export function maxPoolNonNegative(x: tf.Tensor4D, kernel: number, stride: number, pad: number): tf.Tensor4D {
   const padded = pad > 0 ? (tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) as tf.Tensor4D) : x;
+  if (!rewritesGradients()) return tf.maxPool(padded, kernel, stride, "valid");
   const op = customOp<tf.Tensor4D>(([input], save) => {
     const xp = input as tf.Tensor4D;
     save([xp]);
@@ -407,6 +427,10 @@ export interface BatchNormResult {
  * gamma and beta in closed form:  dx = γ·σ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂)),  dγ = Σ dy·x̂,  dβ = Σ dy.
  */
 export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): BatchNormResult {
+  if (!rewritesGradients()) {
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    return { y: tf.batchNorm(x, mean, variance, beta, gamma, eps) as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  }
   let stats: { mean: tf.Tensor1D; variance: tf.Tensor1D } | undefined;
   const op = customOp<tf.Tensor4D>(([x4, g, b], save) => {
     const input = x4 as tf.Tensor4D;
@@ -446,6 +470,7 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
 
 /** a·b for 2-D a [m,k], b [k,n], with transposes done explicitly (transposed products are slow on WASM). */
 export function matMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if (!rewritesGradients()) return tf.matMul(a, b, transposeA, transposeB);
   const op = customOp<tf.Tensor2D>(([x, y], save) => {
     const left = (transposeA ? tf.transpose(x) : x) as tf.Tensor2D;
     const right = (transposeB ? tf.transpose(y) : y) as tf.Tensor2D;

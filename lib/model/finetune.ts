@@ -14,25 +14,44 @@
 //
 
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+
+import { basename, dirname, join } from "node:path";
 import { Adam } from "./adam";
+
 import { tf } from "../kernels/backend";
+
 import type { FinetuneConfig, RunConfig } from "../run/config";
+
 import { openRunDataset } from "../data/datasets";
+
 import { showFigure, type Figure } from "../display/figures";
+
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
+
 import { createNativeTrainer, type NativeTrainer } from "./onnx/train";
-import { chooseEngine, describeEngine } from "./onnx/session";
+
+import { chooseEngine, describeEngine } from "../kernels/onnxruntime";
+
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
-import { displayPath, projectRoot } from "../util/project";
+
+import { displayPath } from "../util/project";
 import { runFiles } from "../run/files";
+
 import { ProgressBar, type ProgressMode } from "../display/progress";
-import { createResNet18, loadResNet18, saveResNet18, type ResNet18 } from "./resnet18";
+
+import { saveResNet18, type ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
+
 import { imageCachePath } from "../data/datasets";
+
+import { initialModel } from "./initial-weights";
+
 import { listCheckpoints, loadCheckpoint, readCheckpointState, saveCheckpoint, type TrainingState } from "./checkpoints";
+
 import type { LossValues } from "./loss";
+
 import { NonFiniteLossError, trainStep, type StepOptions } from "./step";
+
 
 // ---------------------------------------------------------------------------------------------------------------
 // The training loop
@@ -46,7 +65,7 @@ export function shuffledOrder(n: number, seed: number, epoch: number): number[] 
 }
 
 /** The fine-tuning settings of the config (without the weights file) and the run's seed. */
-export type TrainSettings = Omit<FinetuneConfig, "weights" | "engine"> & { readonly seed: number };
+export type TrainSettings = Omit<FinetuneConfig, "weights" | "weightsRevision" | "engine"> & { readonly seed: number };
 
 export interface TrainOptions {
   readonly model: ResNet18;
@@ -205,22 +224,6 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
 // ---------------------------------------------------------------------------------------------------------------
 // The run's fine-tuning (notebook 02)
 
-/** The model fine-tuning starts from: ImageNet weights from `finetune.weights`, else torchvision's random init. */
-export async function initialModel(config: RunConfig): Promise<{ model: ResNet18; source: string }> {
-  const weights = config.finetune.weights;
-  if (weights === "") {
-    return { model: createResNet18({ seed: config.seed }), source: `torchvision's random initialisation (seed ${config.seed}): no ImageNet weights given` };
-  }
-  const path = resolve(projectRoot(), weights);
-  if (!existsSync(path)) {
-    throw new Error(
-      `finetune.weights = "${weights}" does not exist. Download model.safetensors of timm/resnet18.tv_in1k from Hugging Face ` +
-        `(https://huggingface.co/timm/resnet18.tv_in1k) and pass its path, or set finetune.weights="" to start from random weights.`,
-    );
-  }
-  return { model: await loadResNet18(path), source: `ImageNet weights from ${displayPath(path)}` };
-}
-
 export interface FinetuneResult extends TrainResult {
   readonly modelPath: string;
   readonly initialWeights: string;
@@ -261,7 +264,7 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
       identities: dataset.identities === null ? null : dataset.identities.ids,
       settings: { ...f, seed: config.seed },
       checkpointDir: runFiles(config.run).checkpoints,
-      fingerprintExtra: { imageSize: config.imageSize, resize: config.resize, dataset: dataset.root, weights: f.weights },
+      fingerprintExtra: { imageSize: config.imageSize, resize: config.resize, dataset: dataset.root, weights: source },
       progress: options.progress,
       showCurve: options.showCurve,
       native: engine.native ?? undefined,
@@ -277,18 +280,6 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     await engine.native?.close();
     model.dispose();
   }
-}
-
-/** What fine-tuning starts from, said plainly (and how to get ImageNet weights when none are given). */
-export function initialWeightsNote(config: RunConfig): string {
-  if (config.finetune.weights !== "") return `Starting from the ImageNet weights in ${config.finetune.weights}.`;
-  return [
-    "No ImageNet weights were given (finetune.weights is empty), and nothing can be downloaded here: the model starts",
-    `from torchvision's random initialisation (seed ${config.seed}), not from the pretrained network the post fine-tunes.`,
-    "To start from ImageNet as the post does, download model.safetensors of timm/resnet18.tv_in1k",
-    "(https://huggingface.co/timm/resnet18.tv_in1k; the same weights as torchvision's ResNet18_Weights.IMAGENET1K_V1)",
-    "and run with --set finetune.weights=<path of that file>.",
-  ].join("\n");
 }
 
 /** The plan of a run in a few lines: preset, batch, chunks, steps, learning rate. */

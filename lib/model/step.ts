@@ -18,7 +18,7 @@ import { tf } from "../kernels/backend";
 import type { Preset } from "../run/config";
 import { withDerivedFilterCache } from "../kernels/fast-gradients";
 import type { BatchStatistics, Feeds, NativeTrainer } from "./onnx/train";
-import { unsharedFloat32 } from "./onnx/session";
+import { unsharedFloat32 } from "../kernels/onnxruntime";
 import type { ResNet18 } from "./resnet18";
 import { preprocess, rotate180 } from "./inputs";
 import { contrastiveTargets, finetuneLoss, type LossSettings, type LossTensors, type LossValues } from "./loss";

@@ -37,7 +37,7 @@ export interface ExportOptions {
   /** The environment whose secrets are scrubbed (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
   /**
-   * Show the ids of the blind test's key files (runs/<run>/blind-test/key*.json). Default false: they are
+   * Show the ids of the blind test's key file (runs/<run>/blind-test-key.json). Default false: they are
    * replaced by [blinded]; pass true only once the test is unblinded.
    */
   readonly revealBlindKeys?: boolean;

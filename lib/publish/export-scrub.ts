@@ -5,10 +5,10 @@
 // A scrubber is built once per export from what is private on this machine and applied to every piece of text
 // that goes into the post (prose, code, outputs, HTML, plotly JSON); `findLeaks` checks a finished document.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
 import { basicAuthorization, resolveKaggleCredentials } from "../data/kaggle-credentials";
+import { blindTestPaths } from "../blind-test/session";
 
 /** What replaces a credential or token. */
 export const REDACTED = "[redacted]";
@@ -21,7 +21,7 @@ export interface PrivateValues {
   readonly paths: readonly (readonly [string, string])[];
   /** Literal secret values (credentials, the Basic-auth strings made from them). */
   readonly secrets: readonly string[];
-  /** Ids from a blind test's key files. */
+  /** Ids from a blind test's key file. */
   readonly blindIds: readonly string[];
 }
 
@@ -69,17 +69,13 @@ function keyFileIds(value: unknown, out: Set<string>, underIdField = false): voi
   }
 }
 
-/** The blind-test key files of a run folder: `blind-test/key*.json`. */
+/** The blind-test key file of a run folder, where the blind test writes it (blindTestPaths: `blind-test-key.json`), if there is one. */
 export function blindKeyFiles(runFolder: string): string[] {
-  const dir = join(runFolder, "blind-test");
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /^key.*\.json$/i.test(f))
-    .sort()
-    .map((f) => join(dir, f));
+  const key = blindTestPaths(runFolder).key;
+  return existsSync(key) ? [key] : [];
 }
 
-/** The ids in a run's blind-test key files (unreadable files are an error naming them). */
+/** The ids in a run's blind-test key file (an unreadable file is an error naming it). */
 export function blindKeyIds(runFolder: string): string[] {
   const ids = new Set<string>();
   for (const file of blindKeyFiles(runFolder)) {

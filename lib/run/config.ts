@@ -10,17 +10,12 @@
 
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { BACKEND_ORDER, type BackendChoice } from "../kernels/backend-names";
+import { BACKEND_ORDER, ENGINES, type BackendChoice, type EngineChoice } from "../kernels/backend-names";
 import { dataDir, projectRoot } from "../util/project";
 import { runDir, runFiles } from "./files";
 import { writeFileAtomicSync } from "../util/atomic-write";
 
 export type Preset = "post" | "recommended";
-
-/** Who embeds the faces (notebook 03) and who runs fine-tuning's passes (02): see `EmbedConfig.engine`,
- *  `FinetuneConfig.engine`. */
-export const ENGINES = ["auto", "onnxruntime", "tfjs"] as const;
-export type EngineChoice = (typeof ENGINES)[number];
 
 export interface SyntheticConfig {
   /** How many synthetic faces to generate. */
@@ -48,8 +43,12 @@ export interface FinetuneConfig {
   readonly checkpointEvery: number;
   /** Stop after this many steps (null: whole epochs). */
   readonly maxSteps: number | null;
-  /** ImageNet weights as .safetensors with torchvision/timm key names ("" : torchvision's random initialisation). */
+  /** Where fine-tuning starts (lib/model/initial-weights): "auto" (ImageNet weights from the Hugging Face Hub when
+   *  they can be had, else random initialisation, saying why), "imagenet" (or an error), "random", or the path of a
+   *  .safetensors file with torchvision/timm key names. */
   readonly weights: string;
+  /** The Hub revision of the ImageNet weights: "" (main), a branch, a tag or a 40-hex commit. */
+  readonly weightsRevision: string;
   /** Who runs the forward and backward passes: "auto": onnxruntime-node's native kernels when it is installed
    *  (closer to PyTorch's step time than WASM; bench/results.md), else TF.js; "onnxruntime": onnxruntime-node or an
    *  error; "tfjs": always TF.js. The model, the optimizer and the checkpoints are the same either way. */
@@ -173,7 +172,8 @@ export function defaultConfig(run = "dev"): RunConfig {
       temperature: 0.1,
       checkpointEvery: 25,
       maxSteps: null,
-      weights: "",
+      weights: "auto",
+      weightsRevision: "",
       engine: "auto",
     },
     embed: { batchSize: 128, engine: "auto" },
@@ -231,6 +231,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "finetune.checkpointEvery": POSITIVE_INT,
   "finetune.maxSteps": { kind: "int", min: 1, nullable: true },
   "finetune.weights": { kind: "string" },
+  "finetune.weightsRevision": { kind: "string", pattern: /^$|^[A-Za-z0-9._\/-]+$/, hint: 'a branch or tag like "main", or a 40-hex commit hash' },
   "finetune.engine": { kind: "choice", values: ENGINES },
   "embed.batchSize": POSITIVE_INT,
   "embed.engine": { kind: "choice", values: ENGINES },

@@ -3,6 +3,7 @@
 //
 //   config.json                 the run's config (lib/run/config)
 //   dataset.json                which dataset the run uses (notebook 01)
+//   initial_weights.json        the weights fine-tuning started from: ImageNet (revision, SHA-256), a file or random
 //   image-cache/                decoded images, when the dataset's own folder is read-only (notebook 02)
 //   checkpoints/                fine-tuning checkpoints, step-N (notebook 02)
 //   resnet18.safetensors        the fine-tuned model, torchvision key names (notebook 02)
@@ -13,7 +14,8 @@
 //   sae_features.npy            dense N × dictionary features, when small enough (notebook 04)
 //   sae_feature_stats.json      per-feature statistics (notebook 04)
 //   top_activations.json        the top-16 faces of every dense dimension and SAE feature (notebook 05)
-//   blind-test/                 the blinded session: session.json, images/, grid-rows.json, ratings.jsonl (notebook 06)
+//   blind-test/                 the blinded session: session.json, images/, grid-rows.json, ratings.jsonl and its
+//                               writer's ratings.lock (notebook 06)
 //   blind-test-key.json         the unblinding key, outside the served folder (notebook 06)
 //   notebooks/                  the executed notebooks
 //   post/                       the exported blog post (notebook 07, npm run export)
@@ -25,6 +27,7 @@ import { projectRoot } from "../util/project";
 export const RUN_FILE_NAMES = {
   config: "config.json",
   dataset: "dataset.json",
+  initialWeights: "initial_weights.json",
   imageCache: "image-cache",
   checkpoints: "checkpoints",
   model: "resnet18.safetensors",
@@ -52,6 +55,8 @@ export interface BlindTestFiles {
   readonly images: string;
   readonly gridRows: string;
   readonly ratings: string;
+  /** Held by the one process that may write ratings (lib/blind-test/session). */
+  readonly lock: string;
   readonly key: string;
 }
 
@@ -75,6 +80,7 @@ export function runFolderFiles(folder: string): RunFiles {
     dir: folder,
     config: at(n.config),
     dataset: at(n.dataset),
+    initialWeights: at(n.initialWeights),
     imageCache: at(n.imageCache),
     checkpoints: at(n.checkpoints),
     model: at(n.model),
@@ -95,6 +101,7 @@ export function runFolderFiles(folder: string): RunFiles {
       gridRows: join(blind, "grid-rows.json"),
       images: join(blind, "images"),
       ratings: join(blind, "ratings.jsonl"),
+      lock: join(blind, "ratings.lock"),
       key: at(n.blindTestKey),
     },
     notebooks: at(n.notebooks),

@@ -1,4 +1,5 @@
-// The first cell of every notebook: which run, which versions, which TF.js backend.
+// The first cell of every notebook: which run, which versions, which TF.js backend, and which engine each heavy
+// stage will run on and why.
 
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -7,6 +8,8 @@ import { describeBackend, initBackend, tf, type BackendReport } from "../kernels
 import { loadRunConfig, type RunConfig } from "./config";
 import { projectRoot } from "../util/project";
 import { requireFromProject } from "../util/project";
+import { rewritesGradients } from "../kernels/fast-gradients";
+import { chooseEngine, describeEngine } from "../kernels/onnxruntime";
 import { jpegDecoder } from "../kernels/turbojpeg";
 import { runFiles } from "./files";
 
@@ -58,6 +61,25 @@ function ownVersion(): string {
   return (JSON.parse(readFileSync(join(projectRoot(), "package.json"), "utf8")) as { version: string }).version;
 }
 
+/** Which engine fine-tuning (02) and embedding (03) will use, and why; what runs the SAE (04); the gradients. */
+export function describeEngines(config: RunConfig, backend: BackendReport): string {
+  const on = { backend: backend.name, gpu: backend.gpu };
+  const engine = (setting: "finetune.engine" | "embed.engine", choice: RunConfig["embed"]["engine"]): string => {
+    try {
+      return describeEngine(chooseEngine(choice, undefined, setting, on), backend.name);
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  };
+  return [
+    "Engines (the fastest that loads: TF.js on a GPU, else ONNX Runtime's CPU kernels, else TF.js on the CPU):",
+    `  fine-tuning (02): ${engine("finetune.engine", config.finetune.engine)}`,
+    `  embedding (03):   ${engine("embed.engine", config.embed.engine)}`,
+    `  SAE (04):         TF.js ${backend.name}`,
+    `  TF.js gradients:  ${rewritesGradients(tf.getBackend()) ? "rewritten as forward ops (lib/kernels/fast-gradients), as WASM needs" : "TF.js's own kernels"}`,
+  ].join("\n");
+}
+
 /**
  * Loads the run's config, selects the TF.js backend and prints both with the versions. Every notebook starts with
  * `const { config } = await startNotebook("01-download")`.
@@ -71,6 +93,7 @@ export async function startNotebook(notebook: string): Promise<NotebookContext> 
     `${notebook} · run "${config.run}" · config ${runFiles(config.run).config.replace(projectRoot() + "/", "")}`,
     ...Object.entries(v).map(([k, x]) => `${k.padEnd(width)}  ${x}`),
     describeBackend(backend),
+    describeEngines(config, backend),
   ];
   console.log(lines.join("\n"));
   return { config, backend, versions: v };

@@ -375,11 +375,11 @@ export function formatTTest(result: TestResult): string {
 }
 
 /** One row of `compareRatings`: a test's statistic, its p-value where it has one, and how it was computed. */
-export interface ComparisonRow {
+export type ComparisonRow = {
   readonly statistic: number | null;
   readonly "p-value": number | null;
   readonly note: string;
-}
+};
 
 /**
  * Everything the blind test's analysis reports beyond the post's t-test, as table rows (test → statistic, p-value,

@@ -12,7 +12,7 @@
 
 import { availableParallelism } from "node:os";
 import { resnet18TrainModel, trainBatchNorms, trainParameterInputs, type TrainGraphKind, type TrainLoss } from "./train-graph";
-import { createCpuSession, type OrtModule, type OrtSession, type OrtTensor } from "./session";
+import { createCpuSession, type OrtModule, type OrtSession, type OrtTensor } from "../../kernels/onnxruntime";
 import type { MapSize } from "./export";
 
 /** Named float32 arrays going in or out of a graph. */

@@ -1,5 +1,6 @@
-// ONNX Runtime (onnxruntime-node) as an engine for ResNet18's heavy passes: loading the optional package, the
-// choice between it and TF.js (`embed.engine`, `finetune.engine`), and the CPU sessions that embedding
+// ONNX Runtime (onnxruntime-node) as an engine for the heavy passes: loading the optional package, the choice of
+// engine for each heavy stage (`embed.engine`, `finetune.engine`: the fastest that loads — TF.js on a GPU, else
+// ONNX Runtime's native CPU kernels, else TF.js on tfjs-node or WASM), and the CPU sessions that embedding
 // (lib/embed/onnx-embed) and native fine-tuning (lib/model/onnx/train) open.
 //
 // onnxruntime-node is an optional dependency (its CPU library ships inside the npm package). Only the few calls used
@@ -7,8 +8,9 @@
 // pass a fake.
 
 import { availableParallelism } from "node:os";
-import type { EngineChoice } from "../../run/config";
-import { requireFromProject } from "../../util/project";
+import type { EngineChoice } from "./backend-names";
+import { selectedBackend } from "./backend";
+import { requireFromProject } from "../util/project";
 
 export const ONNXRUNTIME_PACKAGE = "onnxruntime-node";
 
@@ -68,19 +70,34 @@ export type Engine =
   | { readonly name: "onnxruntime"; readonly ort: OrtModule; readonly version: string }
   | { readonly name: "tfjs"; readonly why: string };
 
+/** What TF.js runs on, as the engine choice needs it. */
+export interface TfjsOn {
+  readonly backend: string;
+  /** A GPU in use (tfjs-node-gpu seeing a CUDA device). */
+  readonly gpu: boolean;
+}
+
+/** The TF.js backend this process selected (lib/kernels/backend `initBackend`), or "none yet". */
+export function tfjsOn(): TfjsOn {
+  const report = selectedBackend();
+  return report === undefined ? { backend: "none yet", gpu: false } : { backend: report.name, gpu: report.gpu };
+}
+
 /**
- * Picks the engine: "tfjs" is TF.js; "onnxruntime" must load (else an error saying how to install it); "auto"
- * takes ONNX Runtime when it loads and TF.js otherwise, saying why.
+ * Picks the engine of a heavy stage. "tfjs" is TF.js; "onnxruntime" must load (else an error saying how to install
+ * it); "auto" is the fastest that loads: TF.js when it runs on a GPU, else ONNX Runtime's native CPU kernels when
+ * onnxruntime-node loads, else TF.js on its CPU backend (tfjs-node, then WASM) — saying why.
  */
-export function chooseEngine(choice: EngineChoice, load: () => OrtLoad = () => loadOnnxRuntime(), setting = "embed.engine"): Engine {
+export function chooseEngine(choice: EngineChoice, load: () => OrtLoad = () => loadOnnxRuntime(), setting = "embed.engine", tfjs: TfjsOn = tfjsOn()): Engine {
   if (choice === "tfjs") return { name: "tfjs", why: `${setting} is tfjs` };
+  if (choice === "auto" && tfjs.gpu) return { name: "tfjs", why: `it runs on the GPU, faster than ONNX Runtime on the CPU (${setting} is auto)` };
   const loaded = load();
   if (loaded.ok === true) return { name: "onnxruntime", ort: loaded.ort, version: loaded.version };
   const reason = loaded.ok === false ? loaded.reason : "it did not load";
   if (choice === "onnxruntime") {
     throw new Error(
       `${setting} is "onnxruntime" but ${reason}: install it with \`npm install ${ONNXRUNTIME_PACKAGE}\` in the project folder, ` +
-        `or set ${setting}=auto (ONNX Runtime when it loads, else TF.js) or ${setting}=tfjs.`,
+        `or set ${setting}=auto (the fastest engine that loads) or ${setting}=tfjs.`,
     );
   }
   return { name: "tfjs", why: reason };
