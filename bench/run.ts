@@ -170,8 +170,8 @@ const CELEBA_HEIGHT = 218;
 
 /**
  * A folder of CelebA-size JPEGs for the decode workloads: `folder` itself when its images are 178×218, else copies
- * scaled to 178×218 (sharp, Lanczos-3, JPEG quality 90) under the system's temporary folder, made once. The
- * development set ../shared/data/celeba-dev holds CelebA's faces at half size (89×109), which decode 4× faster.
+ * scaled to 178×218 (sharp, Lanczos-3, JPEG quality 90) under the system's temporary folder, made once (a
+ * development set of CelebA's faces at half size, 89×109, would otherwise decode faster than the real ones).
  */
 async function celebaSizeFolder(folder: string, images: number): Promise<{ folder: string; note: string }> {
   const dataset = await openImageDataset(folder, { limit: images, skipMetadata: true });
@@ -279,7 +279,7 @@ async function main(): Promise<void> {
   let torch: Baseline | undefined;
   for (const workload of WORKLOADS.filter((w) => options.only.has(w.group))) {
     if (workload.needsData === true && options.data === undefined) {
-      notes.push(`${workload.name}: skipped (give --data FOLDER, e.g. ../shared/data/celeba-dev)`);
+      notes.push(`${workload.name}: skipped (give --data FOLDER, a folder of CelebA faces)`);
       continue;
     }
     console.log(`${workload.name} …`);

@@ -1,20 +1,9 @@
 import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  autoBins,
-  binHistogram,
-  figureBundle,
-  figureSummary,
-  figureToPng,
-  formatTick,
-  niceStep,
-  niceTicks,
-  smallerNiceStep,
-  renderFigureSvg,
-  showFigure,
-  toPlotlyJson,
-  type Figure,
-} from "../lib/display/figures";
+import { figureBundle, figureSummary, figureToPng, showFigure, toPlotlyJson, type Figure } from "../lib/display/figures";
+import { formatTick, niceStep, niceTicks, smallerNiceStep } from "../lib/display/figure-axes";
+import { autoBins, binHistogram } from "../lib/display/figure-marks";
+import { renderFigureSvg } from "../lib/display/figure-svg";
 import { setDisplayWriter, type DisplayDataContent } from "../lib/display/notebook-display";
 
 /** Checks that every tag is closed in order and attributes are quoted; returns the element names seen. */

@@ -278,7 +278,7 @@ describe("downloadKaggleDataset", () => {
     const server = await fake({ stallAt: 800_000 });
     const error = await kaggleError(downloadKaggleDataset(options(server, { fetchTimeoutMs: 1000 })));
     expect(error.kind).toBe("network");
-    expect(error.message).toMatch(/the connection broke after \d+ bytes: timed out after 1 s without data from 127\.0\.0\.1:\d+ \(ETIMEDOUT\)/);
+    expect(error.message).toMatch(/the connection broke after \d+ bytes: no data from 127\.0\.0\.1:\d+ for 1 s \(ETIMEDOUT\)/);
     expect(error.message).toMatch(/run again and it continues from \d+ bytes/);
     expect(error.bytesOnDisk).toBeGreaterThan(0);
     const result = await downloadKaggleDataset(options(server));

@@ -71,5 +71,10 @@ describe("lib/ layout", () => {
   it("no source cites a path outside the repository", () => {
     const outside = modules.filter((m) => readFileSync(join(lib, `${m}.ts`), "utf8").includes("../shared"));
     expect(outside).toEqual([]);
+    for (const folder of ["scripts", "bench"]) {
+      const dir = join(projectRoot(), folder);
+      const cited = readdirSync(dir).filter((f) => /\.(ts|md|py)$/.test(f) && readFileSync(join(dir, f), "utf8").includes("../shared"));
+      expect(cited, folder).toEqual([]);
+    }
   });
 });

@@ -9,25 +9,21 @@ import { embedBatch } from "../lib/embed/embed";
 import type { ImageBatch } from "../lib/data/image-loader";
 import { createOnnxEmbedder } from "../lib/embed/onnx-embed";
 import { loadOnnxRuntime } from "../lib/kernels/onnxruntime";
+import { convWindows, foldBatchNorm, resnet18OnnxGraph, resnet18ToOnnx, windowMatrix, windowProductsPay } from "../lib/model/onnx/export";
 import {
   bytesField,
-  convWindows,
   encodeAttribute,
   encodeModel,
   encodeVarint,
   floatField,
-  foldBatchNorm,
   joinProto,
   message,
-  resnet18OnnxGraph,
-  resnet18ToOnnx,
   stringField,
   varintField,
-  windowMatrix,
-  windowProductsPay,
   type OnnxGraph,
-} from "../lib/model/onnx/export";
-import { createResNet18, resnet18StateDictLayout, type ResNet18 } from "../lib/model/resnet18";
+} from "../lib/model/onnx/proto";
+import { createResNet18, type ResNet18 } from "../lib/model/resnet18";
+import { resnet18StateDictLayout } from "../lib/model/resnet18-layout";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");

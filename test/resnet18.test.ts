@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { maxAbs, maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/kernels/backend";
-import { createResNet18, loadResNet18, resnet18StateDictLayout, saveResNet18, type ResNet18 } from "../lib/model/resnet18";
+import { createResNet18, loadResNet18, saveResNet18, type ResNet18 } from "../lib/model/resnet18";
+import { resnet18StateDictLayout } from "../lib/model/resnet18-layout";
 import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsTensor } from "../lib/formats/safetensors";
 
 const FIXTURES = join("test", "fixtures", "resnet18");

@@ -356,7 +356,7 @@ describe("resuming and refusing", () => {
     const original = await readFile(victim);
     await unlink(victim);
     await unlink(join(outDir, "synthetic.json"));
-    await writeFile(join(outDir, "img_align_celeba", "000006.jpg.123.partial"), "half a jpeg");
+    await writeFile(join(outDir, "img_align_celeba", "000006.jpg.tmp-123-0badf00d"), "half a jpeg");
     const repaired = await generateSyntheticFaces({ outDir, count: 24, identities: 4, seed: 5 });
     expect([repaired.rendered, repaired.skipped]).toEqual([1, false]);
     expect((await readFile(victim)).equals(original)).toBe(true);
@@ -364,7 +364,7 @@ describe("resuming and refusing", () => {
     for (const [file, time] of before) {
       if (file !== victim && !file.endsWith("synthetic.json")) expect(after.get(file), file).toBe(time);
     }
-    expect(after.has(join(outDir, "img_align_celeba", "000006.jpg.123.partial"))).toBe(false);
+    expect(after.has(join(outDir, "img_align_celeba", "000006.jpg.tmp-123-0badf00d"))).toBe(false);
     expect(after.has(join(outDir, "synthetic.json"))).toBe(true);
 
     // A missing image under a present manifest is noticed and repaired too.

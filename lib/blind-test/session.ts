@@ -29,6 +29,7 @@ import type { AttributeTable } from "../data/celeba-metadata";
 import type { Figure } from "../display/figures";
 import { runFolderFiles, type BlindTestFiles } from "../run/files";
 import { seededShuffle as shuffleWithKey } from "../util/random";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 export type FeatureKind = "dense" | "sparse";
 
@@ -68,19 +69,6 @@ export const RATING_MAX = 7;
 /** The session folder and the key file of a run folder (named in lib/run/files). */
 export function blindTestPaths(runFolder: string): BlindTestFiles {
   return runFolderFiles(runFolder).blindTest;
-}
-
-function writeAtomic(path: string, data: string | Buffer): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temp, "w");
-  try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
 }
 
 /** The session's order: Fisher–Yates with the seeded generator (the same seed, the same order). */
@@ -446,12 +434,12 @@ export class BlindSession {
     for (const item of shuffled) {
       const rows = [...spec.rowsOf(item.kind, item.feature)];
       gridRows[item.id] = rows;
-      writeAtomic(join(paths.images, `${item.id}.png`), await reencodePng(await spec.renderGrid(rows)));
+      writeFileAtomicSync(join(paths.images, `${item.id}.png`), await reencodePng(await spec.renderGrid(rows)));
     }
-    writeAtomic(paths.gridRows, JSON.stringify(gridRows) + "\n");
-    writeAtomic(paths.key, JSON.stringify({ items: shuffled }, null, 1) + "\n");
+    writeFileAtomicSync(paths.gridRows, JSON.stringify(gridRows) + "\n");
+    writeFileAtomicSync(paths.key, JSON.stringify({ items: shuffled }, null, 1) + "\n");
     const file: SessionFile = { version: 1, seed: spec.seed, features: [...spec.features], order: shuffled.map((i) => i.id) };
-    writeAtomic(paths.session, JSON.stringify(file, null, 1) + "\n");
+    writeFileAtomicSync(paths.session, JSON.stringify(file, null, 1) + "\n");
     return new BlindSession(runFolder, file);
   }
 

@@ -109,11 +109,6 @@ export function parseIdentityTxt(text: string, source = "identity_CelebA.txt"): 
   return { files, ids: Int32Array.from(ids) };
 }
 
-/** Reads and parses an attribute file, naming the file in any error. */
-export async function readAttributeTxt(path: string): Promise<AttributeTable> {
-  return parseAttributeTxt(await readFile(path, "utf8"), path);
-}
-
 /** Reads and parses an identity file, naming the file in any error. */
 export async function readIdentityTxt(path: string): Promise<IdentityTable> {
   return parseIdentityTxt(await readFile(path, "utf8"), path);

@@ -3,7 +3,7 @@
 // the user names.
 // The choice is recorded in runs/<run>/dataset.json so every later notebook opens exactly the same images.
 
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { datasetFolder, type RunConfig } from "../run/config";
 import { checkCelebAImages, describeCelebALayout, detectCelebALayout } from "./celeba-layout";
@@ -18,6 +18,7 @@ import { generateSyntheticFaces } from "./synthetic/faces";
 import { EXTRACTION_MARKER, extractZip } from "./zip-extract";
 import { SYNTHETIC_ATTRIBUTES } from "./synthetic/attributes";
 import type { Row } from "../display/html-table";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 export type DatasetKind = "synthetic" | "celeba" | "folder";
 
@@ -137,8 +138,7 @@ export async function prepareDataset(config: RunConfig): Promise<PreparedDataset
   mkdirSync(runDir(config.run), { recursive: true });
   const record = { ...prepared, folder: displayPath(prepared.folder), images: dataset.count };
   const path = runFiles(config.run).dataset;
-  writeFileSync(`${path}.tmp`, JSON.stringify(record, null, 2) + "\n");
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomicSync(path, JSON.stringify(record, null, 2) + "\n");
   return prepared;
 }
 

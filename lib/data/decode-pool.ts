@@ -1,6 +1,6 @@
 // Decoding the post's images on worker threads, one per core.
 //
-// With TurboJPEG (0.16 ms per CelebA face) and the WebAssembly resize (0.22 ms at 224 px), what is left on the
+// With TurboJPEG and the WebAssembly resize (a fraction of a millisecond per CelebA face each), what is left on the
 // main thread — async file reads, promise turns, copying each image into its batch and first-touching the batch's
 // fresh memory — took more time than the decoding itself, and all of it on one core. Here each worker reads,
 // decodes and resizes straight into the batch, a SharedArrayBuffer (TF.js and ONNX Runtime read it like any

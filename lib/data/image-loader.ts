@@ -34,11 +34,12 @@
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import sharp, { type Metadata, type Sharp } from "sharp";
-import { encodeNpyHeader, readNpyHeader, temporaryPathFor } from "../formats/npy";
+import { encodeNpyHeader, readNpyHeader } from "../formats/npy";
+import { temporaryPathFor, writeFileAtomic } from "../util/atomic-write";
 import { DecodeImageError, DecodeThreadError, decodePool, type DecodePool } from "./decode-pool";
 import { resizeKernel } from "../kernels/resize-kernel";
 import { jpegDecoder } from "../kernels/turbojpeg";
@@ -99,7 +100,7 @@ function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
   return out;
 }
 
-/** The file's bytes; `blocking` reads on this thread (for a small file, 5–10× cheaper than the async read). */
+/** The file's bytes; `blocking` reads on this thread (for a small file, much cheaper than the async read). */
 async function readBytes(file: string, blocking = false): Promise<Buffer> {
   try {
     return blocking ? readFileSync(file) : await readFile(file);
@@ -439,11 +440,6 @@ interface CacheMeta extends CacheKey {
   readonly bad: readonly { readonly index: number; readonly reason: string }[];
 }
 
-/** `<dir>/images-<mode>-<size>.npy`: a natural place for a dataset's cache. */
-export function cachePathFor(dir: string, options: ResizeOptions): string {
-  return join(dir, `images-${options.mode}-${options.size}.npy`);
-}
-
 function filesHash(files: readonly string[]): string {
   return createHash("sha256").update(files.join("\n")).digest("hex");
 }
@@ -619,9 +615,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     const meta: CacheMeta = { format: "celeba-sae image cache", version: 1, size, mode, count, filesHash: filesHash(paths), bad };
     await rm(`${path}.json`, { force: true });
     await rename(building.temp, path);
-    const metaTemp = temporaryPathFor(`${path}.json`);
-    await writeFile(metaTemp, JSON.stringify(meta, null, 1));
-    await rename(metaTemp, `${path}.json`);
+    await writeFileAtomic(`${path}.json`, JSON.stringify(meta, null, 1));
     cache = { kind: "ready", fh: building.fh, dataOffset: building.dataOffset, bad: building.reasons };
     stats.cache = "built";
     onEvent?.({ type: "cache-built", path });

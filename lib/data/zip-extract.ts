@@ -55,6 +55,7 @@ import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { ProgressBar, type ProgressOptions } from "../display/progress";
+import { yielder } from "../util/yield";
 
 // ---------------------------------------------------------------------------------------------------------------
 // CRC-32
@@ -936,16 +937,6 @@ function byteUnit(total: number): { unit: string; scale: number } {
   if (total >= 100e6) return { unit: "MB", scale: 1e6 };
   if (total >= 100e3) return { unit: "kB", scale: 1e3 };
   return { unit: "B", scale: 1 };
-}
-
-/** Lets the event loop run (progress display, kernel messages) when `slice` ms of synchronous work have passed. */
-function yielder(slice = 20): () => Promise<void> {
-  let last = performance.now();
-  return async () => {
-    if (performance.now() - last < slice) return;
-    await new Promise<void>((done) => setImmediate(done));
-    last = performance.now();
-  };
 }
 
 function writeMarker(destDir: string, marker: ExtractionMarker): string {

@@ -3,6 +3,7 @@
 // formatted with a configurable number of decimals; an index column (row labels, like pandas' describe()) is
 // optional. `describeColumns` computes pandas' describe() table.
 
+import { mean, quantileSorted, sampleStandardDeviation } from "simple-statistics";
 import { DisplayHandle, displayBundle, type MimeBundle } from "./notebook-display";
 
 /** What a cell can hold. null/undefined are shown empty. */
@@ -188,15 +189,6 @@ export function showTable(rows: Rows, options: TableOptions & { handle?: Display
   displayBundle(tableBundle(rows, options), options.handle);
 }
 
-/** Linear-interpolation quantile of sorted values (numpy's default, which pandas' describe uses). */
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const position = (sorted.length - 1) * q;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower);
-}
-
 /** The statistics of pandas' describe(), in its order. */
 export const DESCRIBE_STATS = ["count", "mean", "std", "min", "25%", "50%", "75%", "max"] as const;
 export type DescribeStat = (typeof DESCRIBE_STATS)[number];
@@ -214,15 +206,15 @@ export function describeColumns(columns: Readonly<Record<string, ArrayLike<numbe
   for (const [name, values] of Object.entries(columns)) {
     const finite = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
     const n = finite.length;
-    const mean = n ? finite.reduce((s, v) => s + v, 0) / n : Number.NaN;
-    const variance = n > 1 ? finite.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1) : Number.NaN;
+    // pandas' quartiles are numpy's "linear" quantiles, as simple-statistics' quantileSorted.
+    const quartile = (q: number): number => (n ? quantileSorted(finite, q) : Number.NaN);
     table.count[name] = n;
-    table.mean[name] = mean;
-    table.std[name] = Math.sqrt(variance);
+    table.mean[name] = n ? mean(finite) : Number.NaN;
+    table.std[name] = n > 1 ? sampleStandardDeviation(finite) : Number.NaN;
     table.min[name] = n ? finite[0] : Number.NaN;
-    table["25%"][name] = quantile(finite, 0.25);
-    table["50%"][name] = quantile(finite, 0.5);
-    table["75%"][name] = quantile(finite, 0.75);
+    table["25%"][name] = quartile(0.25);
+    table["50%"][name] = quartile(0.5);
+    table["75%"][name] = quartile(0.75);
     table.max[name] = n ? finite[n - 1] : Number.NaN;
   }
   return table;

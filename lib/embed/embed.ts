@@ -9,7 +9,7 @@
 // interrupted run keeps its finished parts and embeds only the rest. The parts are joined into face_vectors.npy at
 // the end and removed. A finished embedding of the same model and settings is not computed again.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
 import type { EngineChoice } from "../kernels/backend-names";
@@ -19,7 +19,8 @@ import { imageCachePath } from "../data/datasets";
 import { preprocess } from "../model/inputs";
 import type { ImageDataset } from "../data/image-dataset";
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
-import { checkFiniteRows, createNpyWriter, readNpy, temporaryPathFor, writeNpy } from "../formats/npy";
+import { checkFiniteRows, createNpyWriter, readNpy, writeNpy } from "../formats/npy";
+import { writeFileAtomicSync } from "../util/atomic-write";
 import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../kernels/onnxruntime";
 import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
 import { displayPath } from "../util/project";
@@ -160,12 +161,6 @@ function readJson(path: string): unknown {
   }
 }
 
-function writeTextAtomic(path: string, text: string): void {
-  const temp = temporaryPathFor(path);
-  writeFileSync(temp, text);
-  renameSync(temp, path);
-}
-
 const partName = (k: number): string => `part-${String(k).padStart(6, "0")}`;
 
 /**
@@ -198,7 +193,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   if (!resumable) {
     rmSync(parts, { recursive: true, force: true });
     mkdirSync(parts, { recursive: true });
-    writeTextAtomic(join(parts, "key.json"), JSON.stringify({ key, partRows }));
+    writeFileAtomicSync(join(parts, "key.json"), JSON.stringify({ key, partRows }));
   }
   const storedPartRows = resumable ? stored.partRows : partRows;
   const partCount = Math.ceil(dataset.count / storedPartRows);
@@ -239,7 +234,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
       }
       bar.update(order.length - files.length); // images left out (onBadImage=skip) still count as visited
       embedded += files.length;
-      writeTextAtomic(join(parts, `${partName(k)}.txt`), files.map((f) => `${f}\n`).join(""));
+      writeFileAtomicSync(join(parts, `${partName(k)}.txt`), files.map((f) => `${f}\n`).join(""));
       await writeNpy(join(parts, `${partName(k)}.npy`), vectors.subarray(0, files.length * dim), [files.length, dim]);
       options.onPart?.(k);
     }
@@ -268,10 +263,10 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
     await writer.abort();
     throw error;
   }
-  writeTextAtomic(filesPath, allFiles.map((f) => `${f}\n`).join(""));
+  writeFileAtomicSync(filesPath, allFiles.map((f) => `${f}\n`).join(""));
   const listed = new Set(allFiles);
   const skipped = dataset.files.filter((f) => !listed.has(f));
-  writeTextAtomic(record, JSON.stringify({ key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath }, null, 1) + "\n");
+  writeFileAtomicSync(record, JSON.stringify({ key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath }, null, 1) + "\n");
   rmSync(parts, { recursive: true, force: true });
   return {
     path, filesPath, rows, dim, resumedRows, seconds, imagesPerSecond: seconds > 0 ? embedded / seconds : 0, alreadyDone: false, skippedImages: skipped,
@@ -297,12 +292,6 @@ export async function readFaceVectors(run: string): Promise<{ vectors: Float32Ar
   const { data, rows, cols } = await readFaceVectorsFile(runFiles(run).faceVectors);
   const files = readFileSync(runFiles(run).faceVectorsFiles, "utf8").split("\n").filter((line) => line !== "");
   return { vectors: data, rows, dim: cols, files };
-}
-
-/** Parts left by an interrupted embedding (for the notebook to say so). */
-export function unfinishedParts(run: string): number {
-  const parts = runFiles(run).faceVectorsParts;
-  return existsSync(parts) ? readdirSync(parts).filter((n) => n.endsWith(".npy")).length : 0;
 }
 
 /** One paragraph about an embedding: shape, where, throughput. */

@@ -2,20 +2,19 @@
 //
 // onnxruntime-node is an optional dependency (its CPU library ships inside the npm package). When it loads, the
 // fine-tuned ResNet18 is exported to ONNX (lib/model/onnx/export: BatchNorm folded, preprocessing inside the graph) and
-// run by ONNX Runtime's CPU execution provider on every core, 5–7× faster than TF.js's WASM backend here
-// (native AVX-512 kernels against 128-bit WASM SIMD); its outputs equal `embedBatch`'s to float32 rounding. When it
+// run by ONNX Runtime's CPU execution provider on every core, several times faster than TF.js's WASM backend
+// (native AVX-512 kernels against 128-bit WASM SIMD; bench/results.md); its outputs equal `embedBatch`'s to float32 rounding. When it
 // does not load, the TF.js path embeds.
 // The run config's `embed.engine` picks: "auto" (ONNX Runtime when it loads, else TF.js), "onnxruntime" (must
 // load, else an error naming the fix), "tfjs".
 //
 // Loading ONNX Runtime, the engine choice and the sessions: lib/kernels/onnxruntime.
 
-import { renameSync, writeFileSync } from "node:fs";
 import type { Preset } from "../run/config";
 import { presetNormalization } from "../model/imagenet";
 import { createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type OrtModule, type OrtSession } from "../kernels/onnxruntime";
 import type { ImageBatch } from "../data/image-loader";
-import { temporaryPathFor } from "../formats/npy";
+import { writeFileAtomicSync } from "../util/atomic-write";
 import { plainStateDict, resnet18ToOnnx } from "../model/onnx/export";
 import type { ResNet18 } from "../model/resnet18";
 
@@ -42,16 +41,10 @@ export interface OnnxEmbedderOptions {
   /**
    * The side of the square images it will embed (the run's imageSize). Each image size gets a session of its own
    * whose graph is fixed to it (lib/model/onnx/export `imageSize`: at 64 px layer4's convolutions run as matrix products,
-   * 60 ms instead of 88 for 64 images); this one is made at once, others at their first batch. Without it, the one
+   * which is faster); this one is made at once, others at their first batch. Without it, the one
    * session takes any size.
    */
   readonly imageSize?: number;
-}
-
-function writeAtomic(path: string, bytes: Uint8Array): void {
-  const temp = temporaryPathFor(path);
-  writeFileSync(temp, bytes);
-  renameSync(temp, path);
 }
 
 /**
@@ -61,7 +54,7 @@ function writeAtomic(path: string, bytes: Uint8Array): void {
 export async function createOnnxEmbedder(model: ResNet18, preset: Preset, engine: { readonly ort: OrtModule; readonly version: string }, options: OnnxEmbedderOptions = {}): Promise<Embedder> {
   const state = plainStateDict(model);
   const exportOptions = { normalize: presetNormalization(preset), metadata: { preset, ...(options.metadata ?? {}) } };
-  if (options.savePath !== undefined) writeAtomic(options.savePath, resnet18ToOnnx(state, exportOptions));
+  if (options.savePath !== undefined) writeFileAtomicSync(options.savePath, resnet18ToOnnx(state, exportOptions));
   const threads = options.threads ?? onnxThreads();
   // by "<height>x<width>", or "any" for the one session of an embedder made without an image size
   const sessions = new Map<string, OrtSession>();

@@ -8,11 +8,11 @@
 //
 // The header is written byte for byte as numpy ≥ 1.23 writes it (`np.save`), including the spare spaces numpy
 // leaves so the first dimension can grow in place; test/fixtures/npy/ holds files made by numpy to prove it.
-// Every write goes to a temporary file that is renamed over the target, so a reader never sees half a file.
+// Every write goes through lib/util/atomic-write (temporary file, fsync, rename), so a reader never sees half a file.
 
-import { randomBytes } from "node:crypto";
-import { open, rename, rm, type FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { endianness } from "node:os";
+import { openAtomic } from "../util/atomic-write";
 
 /** The dtypes read and written: float32 and uint8. */
 export type NpyDtype = "float32" | "uint8";
@@ -71,11 +71,6 @@ const MAX_READ = 1 << 30;
 
 if (endianness() !== "LE") {
   throw new Error("lib/formats/npy.ts reads and writes little-endian data through typed arrays, which needs a little-endian machine");
-}
-
-/** Bytes per value of a dtype. */
-export function npyItemSize(dtype: NpyDtype): number {
-  return ITEM_SIZE[dtype];
 }
 
 /** The dtype of a typed array, or throws naming what was passed. */
@@ -215,11 +210,6 @@ function allocate<D extends NpyDtype>(dtype: D, length: number): NpyArrayTypes[D
 
 function describe(value: unknown): string {
   return value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value;
-}
-
-/** A unique temporary name beside `path`, so that the final rename stays on one file system. */
-export function temporaryPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
 async function readHeaderFrom(fh: FileHandle, file: string): Promise<NpyHeader> {
@@ -371,15 +361,14 @@ export async function createNpyWriter<D extends NpyDtype>(path: string, dtype: D
   const total = shapeSize(shape, `createNpyWriter(${path}): shape`);
   const rowSize = shape.length === 0 ? 1 : shape.slice(1).reduce((a, b) => a * b, 1);
   const rowsExpected = shape.length === 0 ? 1 : shape[0];
-  const temp = temporaryPathFor(path);
-  const fh = await open(temp, "w");
+  const file = await openAtomic(path);
+  const fh = file.handle;
   let finished = false;
   let valuesWritten = 0;
   try {
     await writeFully(fh, encodeNpyHeader(dtype, shape), null);
   } catch (error) {
-    await fh.close();
-    await rm(temp, { force: true });
+    await file.abort();
     throw error;
   }
   const check = (values: NpyData): void => {
@@ -418,15 +407,12 @@ export async function createNpyWriter<D extends NpyDtype>(path: string, dtype: D
         );
       }
       finished = true;
-      await fh.sync();
-      await fh.close();
-      await rename(temp, path);
+      await file.commit();
     },
     async abort() {
       if (finished) return;
       finished = true;
-      await fh.close().catch(() => undefined);
-      await rm(temp, { force: true });
+      await file.abort();
     },
   };
   return writer;

@@ -6,8 +6,8 @@
 // (padded with spaces to a multiple of 8 bytes), then the tensors' bytes, little-endian, C order; the offsets
 // count from the first byte after the header. Every write goes to a temporary file that is renamed over the target.
 
-import { open, readFile, rename, rm } from "node:fs/promises";
-import { temporaryPathFor } from "./npy";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../util/atomic-write";
 
 /** The dtypes read (F16 and BF16 appear in downloaded weights) and written. */
 export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -56,11 +56,6 @@ const MAX_HEADER = 100_000_000;
 
 function isDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === "string" && Object.prototype.hasOwnProperty.call(ITEM_SIZE, value);
-}
-
-/** Bytes per value of a dtype. */
-export function safetensorsItemSize(dtype: SafetensorsDtype): number {
-  return ITEM_SIZE[dtype];
 }
 
 function shapeSize(shape: readonly number[]): number {
@@ -250,19 +245,5 @@ export async function writeSafetensors(
   tensors: ReadonlyMap<string, SafetensorsTensor>,
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
-  const bytes = encodeSafetensors(tensors, metadata);
-  const temp = temporaryPathFor(path);
-  try {
-    const fh = await open(temp, "w");
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, path);
-  } catch (e) {
-    await rm(temp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }

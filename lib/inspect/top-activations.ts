@@ -11,8 +11,9 @@
 // (`torch.nn.functional.normalize`, eps 1e-12) or raw.
 
 import { tf } from "../kernels/backend";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { openNpyReader } from "../formats/npy";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 /** One feature's best rows, best first. */
 export interface FeatureTop {
@@ -212,9 +213,7 @@ export interface TopActivationsFile {
 
 /** Writes the file atomically (temp + rename). */
 export function saveTopActivations(path: string, record: TopActivationsFile): void {
-  const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, JSON.stringify(record) + "\n");
-  renameSync(temp, path);
+  writeFileAtomicSync(path, JSON.stringify(record) + "\n");
 }
 
 export function loadTopActivations(path: string): TopActivationsFile {

@@ -2,7 +2,7 @@
 //
 // Fastest first: tfjs-node-gpu (TensorFlow's C library with CUDA), tfjs-node (TensorFlow's C library on the CPU),
 // wasm (XNNPACK kernels compiled to WebAssembly; its .wasm files ship inside the npm package and are read from
-// node_modules, never downloaded), cpu (plain JavaScript, 100–300× slower than PyTorch: a last resort).
+// node_modules, never downloaded), cpu (plain JavaScript, orders of magnitude slower than PyTorch: a last resort).
 // The two native packages are optional dependencies: their install downloads libtensorflow, which fails offline,
 // and npm then leaves them out. `CELEBA_SAE_BACKEND` (or the run config's `backend`) forces one backend; a forced
 // backend that does not load is an error, never a silent fallback.
@@ -206,7 +206,7 @@ export function initBackend(choice: BackendChoice = "auto"): Promise<BackendRepo
 /**
  * The values of the tensor `fn` makes, with every intermediate tensor freed. Use it instead of returning
  * `dataSync()` from `tf.tidy`: tidy searches what it returns for tensors, element by element, which for a typed
- * array of 2 M floats takes ~1.8 s.
+ * array of millions of floats takes seconds.
  */
 export function tidyValues<T extends Float32Array | Int32Array | Uint8Array = Float32Array>(fn: () => tf.Tensor): T {
   const out = tf.tidy(fn);

@@ -1,7 +1,10 @@
-// Convolution, BatchNorm and matrix product with gradients written as FORWARD ops (tf.customGrad).
+// Convolution, BatchNorm and matrix product with gradients written as FORWARD ops (tf.customGrad). For y = conv(x, w)
+// with output gradient dy they compute dx = conv_transpose(dy, w) and dw = correlate(x, dy); for BatchNorm over the
+// batch, y = γ·x̂ + β with x̂ = (x − μ)/σ, the closed form dx = γσ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂)),
+// dγ = Σ dy·x̂, dβ = Σ dy; for z = a·b, da = dz·bᵀ and db = aᵀ·dz.
 //
 // Why: tfjs-backend-wasm has no Conv2DBackpropFilter kernel at all, and its Conv2DBackpropInput, transposed MatMul
-// and BatchNorm-gradient paths are slow (measured: bench/results.md). XNNPACK's forward convolution and
+// and BatchNorm-gradient paths are slow (bench/results.md has the numbers). XNNPACK's forward convolution and
 // non-transposed matrix product are fast, so every backward pass here is re-expressed with them:
 //   • input gradient of a conv  = forward conv of the output gradient with the filter flipped in space (a
 //     permutation matMul: WASM's Reverse is slow) and transposed in/out (the "full" correlation); for stride s > 1,
@@ -98,7 +101,7 @@ let derivedFilters: Map<object, Map<string, tf.Tensor4D | WinogradFilter>> | nul
  * Runs `fn` computing each derived filter once per weight and freeing them all at the end. In a training step the
  * same weight serves several forward passes (the batch and its rotated copy, the chunks of a large batch): with the
  * cache their input gradients share one derived filter, which XNNPACK also packs only once — packing a 3×3×512×512
- * filter costs more than the convolution it serves (28 ms against 12 ms at 32×2×2×512).
+ * filter can cost more than the convolution it serves (layer4's, on small images).
  */
 export function withDerivedFilterCache<T>(fn: () => T): T {
   const outer = derivedFilters;
@@ -288,7 +291,7 @@ export function im2col(x: tf.Tensor4D, kh: number, kw: number, spec: ConvSpec): 
   return tf.depthwiseConv2d(x, im2colFilter(kh, kw, x.shape[3]), spec.stride, [[0, 0], [p, p], [p, p], [0, 0]]);
 }
 
-/** Output pixels per image from which the filter gradient is a dilated conv rather than im2col + matMul (measured). */
+/** Output pixels per image from which the filter gradient is a dilated conv rather than im2col + matMul (the faster in bench). */
 export const DILATED_FILTER_GRAD_MIN_PIXELS = 144;
 
 /** Filter gradient as im2col of the input times the output gradient: one plain matMul (best for small images). */
@@ -370,15 +373,15 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: ConvSpec): tf.
 
 /**
  * PyTorch's MaxPool2d(kernel, stride, padding) for inputs ≥ 0 (after a ReLU, as in ResNet's stem), with a gradient
- * that scatters dy to each window's argmax (MaxPoolWithArgmax + ScatterNd, ~3× faster than WASM's MaxPoolGrad).
+ * that scatters dy to each window's argmax (MaxPoolWithArgmax + ScatterNd, faster than WASM's MaxPoolGrad).
  * Zero padding equals PyTorch's −∞ padding for such inputs; where a window's maximum is tied (only zeros in
  * practice) the gradient may go to a different tied position than PyTorch's, which the preceding ReLU zeroes anyway.
  *
  * The value comes from MaxPool, not from MaxPoolWithArgmax: tfjs-backend-wasm's MaxPoolWithArgmax starts each
  * window's maximum at FLT_MIN (1.18e-38, the smallest normal float) instead of −∞, so a window of zeros — common
  * after a ReLU on dark or smooth regions of real photos — gives 1.18e-38, not 0. The convolutions after it then
- * multiply such values by weights below 1, producing subnormal floats, which the CPU handles 20–30× slower (WASM
- * cannot flush them to zero): on real faces a training step at 32×64 took 8.7 s instead of 3.4 s. Its argmax
+ * multiply such values by weights below 1, producing subnormal floats, which the CPU handles many times slower (WASM
+ * cannot flush them to zero): on real faces a training step took more than twice as long. Its argmax
  * indexes are right (they point at a zero of the window), so the gradient still uses them.
  */
 export function maxPoolNonNegative(x: tf.Tensor4D, kernel: number, stride: number, pad: number): tf.Tensor4D {
@@ -400,7 +403,7 @@ export function maxPoolNonNegative(x: tf.Tensor4D, kernel: number, stride: numbe
 
 /**
  * Per-channel sums of an NHWC tensor over n, h, w: each image's average pool over its whole h×w (XNNPACK), times
- * h·w, summed over n. 10–15× faster than a [1, m] × [m, c] product with ones (XNNPACK repacks the m × c operand on
+ * h·w, summed over n. Much faster than a [1, m] × [m, c] product with ones (XNNPACK repacks the m × c operand on
  * every call, as it is new every step) and closer to the exact sum (~3e-7 of it at 32×32×32×64, against ~8e-6).
  */
 export function channelSums(x: tf.Tensor): tf.Tensor1D {

@@ -1,9 +1,13 @@
 // The inner loops of torch's bilinear resize (lib/data/image-loader `resizeBilinearTorch`) as a WebAssembly SIMD module.
 //
-// In JavaScript the two passes cost ~1.1 ms per 178×218 → 224×224 image (5 ns per value: typed-array bounds checks
-// and float64 ↔ float32 conversions), five times the JPEG decode itself. WebAssembly's 128-bit SIMD does one RGB
-// pixel (plus one spare lane) per instruction. The module is small enough to be written out here instruction by
-// instruction, so no compiler and no binary file are needed; Node has run WebAssembly SIMD since version 16.4.
+// Bilinear resize is separable: each output value is out(y, x) = Σ h_k(y) · Σ w_j(x) · in(row_k(y), col_j(x)) over
+// the two nearest source rows k and columns j, with torch's weights (align_corners=False). The bytes are first
+// made floats (ToTensor's division by 255), then a horizontal pass mixes two source pixels per output pixel and a
+// vertical pass two of those rows. In JavaScript these passes cost more than the JPEG decode itself (typed-array
+// bounds checks and float64 ↔ float32 conversions); WebAssembly's 128-bit SIMD does one RGB pixel (plus one spare
+// lane) per instruction. The module is small enough to be written out here instruction by instruction
+// (lib/kernels/wasm-assembler), so no compiler and no binary file are needed; Node has run WebAssembly SIMD since
+// version 16.4. Tested against PyTorch's output in test/image-loader.test.ts.
 //
 //   unit(src, dst, n, d)                     ToTensor: n bytes (a multiple of 16) to floats, dst[i] = src[i] / d.
 //   hrow(src, dst, n, off0, off1, w0, w1)    one row of those floats, horizontal pass: for x < n, the RGB values
@@ -15,7 +19,7 @@
 //
 // All compute in float32 in torch's order, every quotient, product and sum rounded to float32; torch's compiled
 // kernel rounds a few of them differently (it may fuse a multiply and add), so results are within one float32 step
-// of torch's (test/image-loader.test.ts checks them against PyTorch).
+// of torch's.
 
 import {
   F32, F32_ADD, F32_LOAD, F32_MUL, F32_STORE, F32X4_ADD, F32X4_CONVERT_I32X4_U, F32X4_DIV, F32X4_MUL, F32X4_SPLAT, I16X8_EXTEND_HIGH_I8X16_U,

@@ -1,9 +1,11 @@
 // JPEG decoding straight through libjpeg-turbo's TurboJPEG library, called with koffi (an FFI with prebuilt
 // binaries on npm), off the main thread.
 //
-// sharp decodes a 178×218 CelebA face in 0.55–0.85 ms of CPU, most of it libvips setting up a pipeline per image;
-// TurboJPEG decodes the same file in 0.16 ms, byte-identical to sharp's and PIL's output (all three are libjpeg-turbo
-// with the accurate integer DCT and fancy upsampling: flags 0, unlike TJFLAG_FASTDCT). Where koffi or the library
+// It computes a JPEG's RGB pixels: entropy decoding, the inverse DCT of each 8×8 block (the accurate integer one),
+// upsampling of the chroma planes ("fancy", triangular) and YCbCr → RGB, all libjpeg-turbo's. sharp spends most of
+// a small face's decode setting up a libvips pipeline per image; TurboJPEG decodes the same file several times
+// faster, byte-identical to sharp's and PIL's output (all three are libjpeg-turbo with the accurate integer DCT and
+// fancy upsampling: flags 0, unlike TJFLAG_FASTDCT). Tested in test/turbojpeg.test.ts (bytes equal to sharp's). Where koffi or the library
 // is missing, image-loader decodes with sharp, which gives the same bytes more slowly. Formats other than JPEG, and
 // CMYK JPEGs (which TurboJPEG cannot turn into RGB; sharp converts them through an ICC profile), always go to sharp.
 //

@@ -1,6 +1,9 @@
-// A small WebAssembly assembler for the hand-written SIMD kernels (lib/kernels/resize-kernel, lib/kernels/winograd-kernel): the
-// binary format's encodings, the instructions those kernels use, loops and local variables. Code is a flat list of
-// bytes built by spreading these pieces; see https://webassembly.github.io/spec/core/binary/ for the format.
+// A small WebAssembly assembler for the hand-written SIMD kernels (lib/kernels/resize-kernel,
+// lib/kernels/winograd-kernel): the binary format's encodings (LEB128 integers, sections, function types), the
+// instructions those kernels use, loops and local variables. It computes nothing itself: code is a flat list of
+// bytes built by spreading these pieces; see https://webassembly.github.io/spec/core/binary/ for the format. It is
+// tested through the kernels it assembles (test/winograd.test.ts, test/image-loader.test.ts): a wrong encoding
+// fails to compile, a wrong instruction gives wrong numbers there.
 
 /** Value types. */
 export const I32 = 0x7f;

@@ -10,11 +10,14 @@
 //     the wanted threads so the halving lands on the wanted number;
 //   - afterwards the pool's pthread workers are unref'd so that scripts still exit when their work is done, and the
 //     workers started ahead that the pool did not take are ended (memory).
-// Measured here: forward Conv2D 24 → 45 GFLOP/s, matMul 25 → 44 GFLOP/s with 2 threads.
+// It computes nothing itself: XNNPACK's convolutions and matrix products then run on that many threads (the
+// speed-up is in bench/results.md). Tested in test/wasm-threads.test.ts (the worker script's patch, a threaded
+// backend whose results equal the single-threaded one's).
 
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 /** Sets the number of threads of the wasm backend (1 = the single-threaded build). */
 export const WASM_THREADS_ENV = "CELEBA_SAE_WASM_THREADS";
@@ -47,12 +50,6 @@ export function nodeWorkerScript(workerContents: string, mainScript: string): st
   return patched.replace(/\n/g, "\\n");
 }
 
-function writeAtomically(path: string, text: string): void {
-  const partial = `${path}.${process.pid}.partial`;
-  writeFileSync(partial, text);
-  renameSync(partial, path);
-}
-
 /** What `prepareWasmThreads` needs: the package folder, its version, and how to load its CommonJS files. */
 export interface WasmThreadsSetup {
   readonly packageDir: string;
@@ -77,7 +74,7 @@ export function prepareWasmThreads(setup: WasmThreadsSetup): () => void {
   const dir = join(os.tmpdir(), `celeba-sae-tfjs-wasm-${setup.version}`);
   mkdirSync(dir, { recursive: true });
   const workerFile = join(dir, "tfjs-backend-wasm-threaded-simd.worker.js");
-  writeAtomically(workerFile, nodeWorkerScript(contents, mainScript));
+  writeFileAtomicSync(workerFile, nodeWorkerScript(contents, mainScript));
 
   const createObjectURL = URL.createObjectURL;
   const cpus = os.cpus;

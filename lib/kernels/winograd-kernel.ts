@@ -1,7 +1,11 @@
-// The two data transforms of Winograd's F(2×2, 3×3) convolution (lib/kernels/winograd.ts) as a WebAssembly SIMD module
-// that works in place on tfjs-backend-wasm's own memory: it imports the backend's WebAssembly.Memory, so it reads
-// tensors and writes new ones at their heap offsets, with no copy in or out. Written out instruction by instruction,
-// like lib/kernels/resize-kernel, so no compiler and no binary file are needed.
+// The transforms of Winograd's F(2×2, 3×3) convolution (lib/kernels/winograd.ts) as a WebAssembly SIMD module:
+// a 3×3 convolution y = x ∗ g becomes, per 4×4 input window d and 2×2 output block, y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A,
+// where ⊙ is taken per channel pair and summed over input channels by 16 matrix products (XNNPACK's, not here).
+// This module computes the three linear maps — the input transform Bᵀ d B, the output transform Aᵀ M A (+ bias,
+// residual, ReLU) and the filter transform G g Gᵀ — in place on tfjs-backend-wasm's own memory: it imports the
+// backend's WebAssembly.Memory, so it reads tensors and writes new ones at their heap offsets, with no copy in or
+// out. Written out instruction by instruction (lib/kernels/wasm-assembler), so no compiler and no binary file are
+// needed. Tested against direct convolutions in test/winograd.test.ts.
 //
 //   input(x, table, rows, th, hp, wp, c)
 //       x: a zero-padded NHWC image batch [n, hp, wp, c] with hp = 2·th + 2 and wp = 2·tw + 2 (tw = (wp − 2) / 2),

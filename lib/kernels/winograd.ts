@@ -1,6 +1,9 @@
-// 3×3, stride-1, padding-1 convolutions by Winograd's F(2×2, 3×3) algorithm, for inference on the WASM backend.
+// 3×3, stride-1, padding-1 convolutions by Winograd's F(2×2, 3×3) algorithm, for inference on the WASM backend:
+// y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A for every 4×4 input window d and its 2×2 output block (the matrices are in
+// lib/kernels/winograd-kernel), the products summed over input channels. Tested against the direct convolution in
+// test/winograd.test.ts.
 //
-// XNNPACK's direct convolution reaches ~50 GFLOP/s here, the WASM SIMD ceiling's best. Winograd computes each 2×2
+// XNNPACK's direct convolution is already near the WASM SIMD ceiling. Winograd computes each 2×2
 // block of outputs from a 4×4 window with 16 multiplications per channel pair instead of 36: the convolution becomes
 // 16 independent matrix products [tiles, cin] × [cin, cout] (XNNPACK's fully-connected kernel, multi-threaded),
 // 2.25× fewer multiply-adds, between two cheap linear transforms of the data (lib/kernels/winograd-kernel, run in place on
@@ -65,9 +68,9 @@ export function winogradAvailable(inChannels: number, outChannels: number): bool
 
 /**
  * Whether Winograd is the faster way for a convolution of `tiles` 2×2 output blocks (n·⌈h/2⌉·⌈w/2⌉) with these
- * channels. Measured on 2 threads at batch 64: 1.5–1.9× faster than XNNPACK's direct convolution for every
- * ResNet18 layer at 64 and 224 px (tiles·cin·cout from 2²⁴ up); on tiny ones (under ~2²² multiply-adds per
- * transformed position) the 16 matrix products' fixed costs lose.
+ * channels: it beat XNNPACK's direct convolution for every ResNet18 layer at 64 and 224 px (tiles·cin·cout from
+ * 2²⁴ up; bench/results.md); on tiny ones (under ~2²² multiply-adds per transformed position) the 16 matrix
+ * products' fixed costs lose.
  */
 export function winogradPays(tiles: number, inChannels: number, outChannels: number): boolean {
   const mode = (process.env[WINOGRAD_ENV] ?? "auto").trim().toLowerCase();

@@ -9,12 +9,12 @@
 //   a path      a .safetensors file with torchvision/timm key names.
 // `finetune.weightsRevision` pins the Hub revision (a branch, a tag or a 40-hex commit).
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { RunConfig } from "../run/config";
 import { runFiles } from "../run/files";
 import { ProgressBar, type ProgressMode } from "../display/progress";
-import { temporaryPathFor } from "../formats/npy";
+import { writeFileAtomicSync } from "../util/atomic-write";
 import { displayPath, projectRoot } from "../util/project";
 import { checkRevision, loadImagenetWeights, resolveWeightsSpec, type HubEnv } from "./hub-weights";
 import { createResNet18, loadResNet18, type ResNet18 } from "./resnet18";
@@ -90,10 +90,7 @@ export async function resolveInitialWeights(config: RunConfig, options: ResolveO
   }
   const weights = await resolveNow(config, options);
   const record: InitialWeightsRecord = { spec: f.weights, revision: f.weightsRevision, seed: config.seed, weights };
-  mkdirSync(dirname(recordPath), { recursive: true });
-  const temp = temporaryPathFor(recordPath);
-  writeFileSync(temp, JSON.stringify(record, null, 2) + "\n");
-  renameSync(temp, recordPath);
+  writeFileAtomicSync(recordPath, JSON.stringify(record, null, 2) + "\n");
   return weights;
 }
 

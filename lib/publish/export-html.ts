@@ -2,7 +2,7 @@
 // inlined as data URIs (large grids of faces as JPEG), styles inline, and plotly.js inlined (minified with esbuild when it is installed,
 // cached) so the figures are interactive offline; without scripts the static images show.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { marked } from "marked";
 import sharp from "sharp";
@@ -10,6 +10,7 @@ import type { ImageAsset, PostBlock } from "./export-notebook";
 import { renderBody, type PostMeta } from "./export-markdown";
 import { projectRoot } from "../util/project";
 import { requireFromProject } from "../util/project";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 /** An image as a data URI. */
 export function dataUri(image: ImageAsset): string {
@@ -79,10 +80,7 @@ export function plotlyScript(): { code: string; version: string; minified: boole
   }
   if (!isMinifier(esbuild)) return { code, version, minified: false };
   const min = esbuild.transformSync(code, { minify: true, legalComments: "inline" }).code;
-  mkdirSync(dirname(cached), { recursive: true });
-  const tmp = `${cached}.tmp-${process.pid}`;
-  writeFileSync(tmp, min);
-  renameSync(tmp, cached);
+  writeFileAtomicSync(cached, min);
   return { code: min, version, minified: true };
 }
 

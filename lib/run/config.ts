@@ -8,11 +8,12 @@
 // `defaultConfig` gives the shape and the defaults, `RULES` the constraint of every setting; validation and
 // `--set` parsing are driven by both, so a new setting is one line in each.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { BACKEND_ORDER, ENGINES, type BackendChoice, type EngineChoice } from "../kernels/backend-names";
 import { dataDir, projectRoot } from "../util/project";
 import { runDir, runFiles } from "./files";
+import { writeFileAtomicSync } from "../util/atomic-write";
 
 export type Preset = "post" | "recommended";
 
@@ -49,7 +50,7 @@ export interface FinetuneConfig {
   /** The Hub revision of the ImageNet weights: "" (main), a branch, a tag or a 40-hex commit. */
   readonly weightsRevision: string;
   /** Who runs the forward and backward passes: "auto": onnxruntime-node's native kernels when it is installed
-   *  (2–3× PyTorch's step time here, against 5–6× on WASM), else TF.js; "onnxruntime": onnxruntime-node or an
+   *  (closer to PyTorch's step time than WASM; bench/results.md), else TF.js; "onnxruntime": onnxruntime-node or an
    *  error; "tfjs": always TF.js. The model, the optimizer and the checkpoints are the same either way. */
   readonly engine: EngineChoice;
 }
@@ -383,9 +384,7 @@ export function applyOverrides(config: RunConfig, assignments: readonly string[]
 export function saveRunConfig(config: RunConfig): string {
   const path = runFiles(config.run).config;
   mkdirSync(runDir(config.run), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(config, null, 2) + "\n");
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, JSON.stringify(config, null, 2) + "\n");
   return path;
 }
 

@@ -11,7 +11,7 @@
 // face_vectors_sparse.pt) when it fits under `denseLimitBytes`; the returned stats say whether it was and why.
 
 import { existsSync } from "node:fs";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tf } from "../kernels/backend";
 import { checkFiniteRows, createNpyWriter, openNpyReader, type NpyWriter } from "../formats/npy";
@@ -20,6 +20,7 @@ import type { SparseAutoencoder } from "./sae";
 import type { Vectors } from "./metrics";
 import { yieldSometimes } from "../util/yield";
 import { RUN_FILE_NAMES } from "../run/files";
+import { writeFileAtomic } from "../util/atomic-write";
 
 
 /** The best activations of one feature, best first (at most topK; fewer when it fired on fewer rows). */
@@ -206,14 +207,7 @@ export async function extractFeatures(sae: SparseAutoencoder, source: RowSource,
 /** Writes dir/sae_feature_stats.json atomically. */
 export async function saveFeatureStats(stats: FeatureStats, dir: string): Promise<string> {
   const path = join(dir, RUN_FILE_NAMES.saeFeatureStats);
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, JSON.stringify(stats));
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, JSON.stringify(stats));
   return path;
 }
 

@@ -24,14 +24,14 @@
 // Files: sae.safetensors (lib/formats/safetensors.ts) holds the four F32 tensors; sae.json holds SaeMeta (architecture, sizes, input scaling,
 // training hyper-parameters, a metrics summary). Both are written atomically (temp file + rename).
 
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tf } from "../kernels/backend";
 import type { Preset, RunConfig, SaeConfig } from "../run/config";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../formats/safetensors";
 import { RUN_FILE_NAMES } from "../run/files";
+import { writeFileAtomic } from "../util/atomic-write";
 
 export type SaeArchitecture = "relu" | "topk";
 
@@ -317,7 +317,7 @@ export async function saveSae(sae: SparseAutoencoder, dir: string): Promise<void
   if (!(sae instanceof SaeModel)) throw new Error("saveSae: pass an SAE made by createSae or loadSae");
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, RUN_FILE_NAMES.saeWeights), await tensorsOf(sae.named()), { format: sae.meta.format, preset: sae.meta.preset, architecture: sae.meta.architecture });
-  await writeAtomic(join(dir, RUN_FILE_NAMES.saeMeta), Buffer.from(JSON.stringify(sae.meta, null, 2) + "\n"));
+  await writeFileAtomic(join(dir, RUN_FILE_NAMES.saeMeta), Buffer.from(JSON.stringify(sae.meta, null, 2) + "\n"));
 }
 
 /** Reads dir/sae.safetensors + dir/sae.json, checking every tensor's name, dtype and shape against the meta. */
@@ -376,17 +376,6 @@ export async function tensorsOf(named: Readonly<Record<string, tf.Tensor>>): Pro
   const out = new Map<string, SafetensorsTensor>();
   for (const [name, v] of Object.entries(named)) out.set(name, { dtype: "F32", shape: v.shape, data: (await v.data()) as Float32Array });
   return out;
-}
-
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
 }
 
 /** The SAE a run's config asks for (sae.* settings, the run's seed), for vectors of `inputDim` values. */

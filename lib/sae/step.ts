@@ -1,7 +1,7 @@
 // One step of the sparse autoencoder: Adam over its parameters (lib/model/adam, as torch.optim.Adam) and the
 // gradients, written by hand.
 //
-// Why hand-written gradients: on the WASM backend a matMul with a transposed operand runs ~25× slower than a plain
+// Why hand-written gradients: on the WASM backend a matMul with a transposed operand runs far slower than a plain
 // one, and autodiff of a @ b produces exactly those. Every product below is plain; the transposes it needs are
 // explicit copies (xbarᵀ and fᵀ per step, and W_dᵀ kept beside W_d). The loss and its gradient, for
 // e = x̂ − x (x already scaled as the preset says), mask = 1 where a feature is active:

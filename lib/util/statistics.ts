@@ -1,31 +1,20 @@
 // The statistics of the blind test's analysis, equal to the Python tools the post used (scipy's ttest_ind; pandas'
-// describe() table is lib/display/html-table `describeColumns`) and to the ones a careful analysis adds (Welch's t-test, Mann–Whitney U, Cohen's d, a bootstrap
-// confidence interval, the sample size for 80 % power). p-values need the Student t and normal distributions:
-// the t CDF is the regularized incomplete beta function (continued fraction, Lentz's method), the normal one the
-// regularized incomplete gamma function of ½ (erfc). Both are accurate to ~1e-14, far below what a p-value needs.
-// Checked against scipy 1.10 / pandas 1.5 in test/fixtures/statistics/.
+// describe() table is lib/display/html-table `describeColumns`) and to the ones a careful analysis adds (Welch's
+// t-test, Mann–Whitney U, Cohen's d, a bootstrap confidence interval, the sample size for 80 % power).
+//
+// simple-statistics gives the plain sample statistics (mean, sample variance, sum, numpy's "linear" quantile) and
+// ln Γ (Lanczos, g = 607/128: within 2e-15 of scipy). It has no Student t distribution and its error function is
+// an approximation about 1e-7 off, too coarse for p-values, so the distributions are our own: the t CDF is the
+// regularized incomplete beta function (continued fraction, Lentz's method), the normal one the regularized
+// incomplete gamma function of ½ (erfc); both agree with scipy to ~1e-14.
+// Checked against scipy 1.10 / pandas 1.5 in test/fixtures/statistics/ (test/statistics.test.ts; the
+// simple-statistics functions themselves in test/simple-statistics.test.ts).
 
+import { gammaln, mean, quantileSorted, sampleVariance, sum } from "simple-statistics";
 import { Rng } from "./random";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Special functions
-
-const LANCZOS_G = 7;
-const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
-];
-
-/** ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9: relative error ~1e-15). */
-export function logGamma(x: number): number {
-  if (!(x > 0)) throw new RangeError(`logGamma: x must be > 0, got ${x}`);
-  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
-  const z = x - 1;
-  let sum = LANCZOS[0];
-  for (let i = 1; i < LANCZOS.length; i++) sum += LANCZOS[i] / (z + i);
-  const t = z + LANCZOS_G + 0.5;
-  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(sum);
-}
 
 const EPS = 1e-16;
 const TINY = 1e-300;
@@ -68,7 +57,7 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
   if (!(a > 0) || !(b > 0)) throw new RangeError(`regularizedIncompleteBeta: a and b must be > 0, got a=${a}, b=${b}`);
   if (!(x >= 0 && x <= 1)) throw new RangeError(`regularizedIncompleteBeta: x must be in [0, 1], got ${x}`);
   if (x === 0 || x === 1) return x;
-  const logFront = logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) + b * Math.log1p(-x);
+  const logFront = gammaln(a + b) - gammaln(a) - gammaln(b) + a * Math.log(x) + b * Math.log1p(-x);
   // The continued fraction converges fast for x < (a+1)/(a+b+2); use the symmetry I_x(a,b) = 1 − I_{1−x}(b,a) above.
   if (x < (a + 1) / (a + b + 2)) return (Math.exp(logFront) * betaContinuedFraction(a, b, x)) / a;
   return 1 - (Math.exp(logFront) * betaContinuedFraction(b, a, 1 - x)) / b;
@@ -78,7 +67,7 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
 export function regularizedGammaQ(a: number, x: number): number {
   if (!(a > 0) || !(x >= 0)) throw new RangeError(`regularizedGammaQ: needs a > 0 and x ≥ 0, got a=${a}, x=${x}`);
   if (x === 0) return 1;
-  const logFront = -x + a * Math.log(x) - logGamma(a);
+  const logFront = -x + a * Math.log(x) - gammaln(a);
   if (x < a + 1) {
     // Series for P(a, x).
     let ap = a;
@@ -120,11 +109,6 @@ export function normalSf(z: number): number {
   return z >= 0 ? q : 1 - q;
 }
 
-/** The standard normal CDF P(Z ≤ z). */
-export function normalCdf(z: number): number {
-  return normalSf(-z);
-}
-
 /** Student's t survival function P(T > t) with `df` degrees of freedom (df > 0, not necessarily an integer). */
 export function studentTSf(t: number, df: number): number {
   if (!(df > 0)) throw new RangeError(`studentTSf: df must be > 0, got ${df}`);
@@ -135,11 +119,6 @@ export function studentTSf(t: number, df: number): number {
   const t2 = t * t;
   const tail = t2 < df ? 0.5 * (1 - regularizedIncompleteBeta(t2 / (df + t2), 0.5, df / 2)) : 0.5 * regularizedIncompleteBeta(df / (df + t2), df / 2, 0.5);
   return t >= 0 ? tail : 1 - tail;
-}
-
-/** Student's t CDF P(T ≤ t). */
-export function studentTCdf(t: number, df: number): number {
-  return studentTSf(-t, df);
 }
 
 /** Inverts a decreasing survival function by bisection on a bracket that is widened as needed. */
@@ -176,20 +155,6 @@ function sampleOf(values: ArrayLike<number>, name: string, minimum: number): num
   if (bad >= 0) throw new RangeError(`${name}: value ${bad} is ${out[bad]}; give finite numbers only (drop missing ratings first)`);
   if (out.length < minimum) throw new RangeError(`${name}: needs at least ${minimum} values, got ${out.length}`);
   return out;
-}
-
-export function mean(values: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += values[i];
-  return sum / values.length;
-}
-
-/** Variance with `ddof` degrees of freedom removed (1: the sample variance, as pandas and scipy's tests use). */
-export function variance(values: ArrayLike<number>, ddof = 1): number {
-  const m = mean(values);
-  let ss = 0;
-  for (let i = 0; i < values.length; i++) ss += (values[i] - m) ** 2;
-  return ss / (values.length - ddof);
 }
 
 /** A test's result, named as scipy names them. */
@@ -232,7 +197,7 @@ export function tTestFromStats(
 export function tTestInd(a: ArrayLike<number>, b: ArrayLike<number>, options: { equalVariance?: boolean } = {}): TTestResult {
   const x = sampleOf(a, "tTestInd (first sample)", 2);
   const y = sampleOf(b, "tTestInd (second sample)", 2);
-  return tTestFromStats(mean(x), Math.sqrt(variance(x)), x.length, mean(y), Math.sqrt(variance(y)), y.length, options.equalVariance ?? true);
+  return tTestFromStats(mean(x), Math.sqrt(sampleVariance(x)), x.length, mean(y), Math.sqrt(sampleVariance(y)), y.length, options.equalVariance ?? true);
 }
 
 /** Welch's t-test: scipy's `ttest_ind(a, b, equal_var=False)`. */
@@ -298,9 +263,7 @@ export function mannWhitneyU(a: ArrayLike<number>, b: ArrayLike<number>): MannWh
   const n2 = y.length;
   const all = [...x, ...y];
   const ranks = rankAverage(all);
-  let r1 = 0;
-  for (let i = 0; i < n1; i++) r1 += ranks[i];
-  const u1 = r1 - (n1 * (n1 + 1)) / 2;
+  const u1 = sum(ranks.slice(0, n1)) - (n1 * (n1 + 1)) / 2;
   const u = Math.max(u1, n1 * n2 - u1);
   const ties = tieTerm(all);
   const method = n1 > 8 && n2 > 8 ? "asymptotic" : ties > 0 ? "asymptotic" : "exact";
@@ -326,7 +289,7 @@ export function mannWhitneyU(a: ArrayLike<number>, b: ArrayLike<number>): MannWh
 export function cohensD(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const x = sampleOf(a, "cohensD (first sample)", 2);
   const y = sampleOf(b, "cohensD (second sample)", 2);
-  const pooled = ((x.length - 1) * variance(x) + (y.length - 1) * variance(y)) / (x.length + y.length - 2);
+  const pooled = ((x.length - 1) * sampleVariance(x) + (y.length - 1) * sampleVariance(y)) / (x.length + y.length - 2);
   return (mean(x) - mean(y)) / Math.sqrt(pooled);
 }
 
@@ -373,13 +336,6 @@ export function bootstrapMeanDifference(
     resamples,
     seed,
   };
-}
-
-function quantileSorted(sorted: readonly number[], q: number): number {
-  const position = (sorted.length - 1) * q;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower);
 }
 
 export interface PowerEstimate {

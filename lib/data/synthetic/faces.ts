@@ -12,7 +12,7 @@
 // then the images (each to a temporary name, then renamed), then the manifest. A call on a complete folder returns
 // at once; a call on a half-written one renders only what is missing.
 
-import { access, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import sharp from "sharp";
@@ -23,10 +23,12 @@ import {
   defaultIdentityCount, syntheticFileName, syntheticIdentity, syntheticIdentityOf, syntheticImageFactors, validatePlan,
 } from "./spec";
 import { renderFaceSvg } from "./svg";
+import { isTemporaryPath, writeFileAtomic } from "../../util/atomic-write";
 
 export * from "./spec";
 export * from "./attributes";
-export { renderFaceSvg, faceToImage, faceLandmarks, FACE_CENTRE, type FaceLandmarks } from "./svg";
+export { renderFaceSvg } from "./svg";
+export { faceToImage, faceLandmarks, FACE_CENTRE, type FaceLandmarks } from "./face-geometry";
 
 export const SYNTHETIC_IMAGE_DIR = "img_align_celeba";
 export const SYNTHETIC_ATTRIBUTE_FILE = "list_attr_celeba.txt";
@@ -192,16 +194,9 @@ async function listDir(path: string): Promise<string[]> {
   }
 }
 
-/** Writes `data` to `path` through a temporary file in the same folder, so `path` is never half-written. */
-async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
-  const temp = `${path}.${process.pid}.partial`;
-  await writeFile(temp, data);
-  await rename(temp, path);
-}
-
 /** Writes a metadata file unless it already holds exactly `text` (so a resumed run leaves it untouched). */
 async function writeMetadata(path: string, text: string): Promise<void> {
-  if ((await readIfExists(path)) !== text) await writeAtomic(path, text);
+  if ((await readIfExists(path)) !== text) await writeFileAtomic(path, text);
 }
 
 /** Runs `job(0..total−1)` with at most `limit` in flight; stops starting new jobs after the first failure. */
@@ -304,19 +299,19 @@ export async function generateSyntheticFaces(options: SyntheticFacesOptions): Pr
   await writeMetadata(paths.identityFile, texts.identities);
 
   // 3. Images: leftovers of an interrupted write are removed; images already present are complete (renamed in place).
-  await Promise.all(presentBefore.filter((f) => f.endsWith(".partial")).map((f) => rm(join(imageDir, f), { force: true })));
+  await Promise.all(presentBefore.filter(isTemporaryPath).map((f) => rm(join(imageDir, f), { force: true })));
   const present = new Set(presentBefore);
   const missing = specs.filter((s) => !present.has(s.file));
   let done = plan.count - missing.length;
   options.onProgress?.(done, plan.count);
   await pool(missing.length, concurrency, async (i) => {
     const spec = missing[i];
-    await writeAtomic(join(imageDir, spec.file), await renderFaceJpeg(spec));
+    await writeFileAtomic(join(imageDir, spec.file), await renderFaceJpeg(spec), { durable: false });
     done++;
     options.onProgress?.(done, plan.count);
   });
 
   // 4. The manifest, last.
-  await writeAtomic(paths.manifestFile, JSON.stringify(manifest, null, 2) + "\n");
+  await writeFileAtomic(paths.manifestFile, JSON.stringify(manifest, null, 2) + "\n");
   return summary(missing.length, false);
 }

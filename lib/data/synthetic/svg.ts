@@ -1,58 +1,15 @@
-// Draws a FaceSpec as a 178×218 SVG. The person is drawn in a "face frame" (pixels at scale 1, origin at the face
-// centre between the eyes and the nose, y down) and placed with one transform:
+// Draws a FaceSpec as a 178×218 SVG. The person is drawn in a "face frame" (lib/data/synthetic/face-geometry: pixels
+// at scale 1, origin at the face centre between the eyes and the nose, y down) and placed with one transform:
 //   translate(89 + offsetX, 119 + offsetY) rotate(rotationDeg) scale(scale)
 // so position, size and in-plane rotation are exact image-space factors. Side lighting is a linear gradient on each
 // material (skin, hair, clothes, hat) whose direction is fixed in the image, so it does not turn with the head.
 
 import type { FaceSpec, HairColor, EyeColor } from "./spec";
 import { SYNTHETIC_IMAGE_HEIGHT, SYNTHETIC_IMAGE_WIDTH } from "./spec";
+import { EYE_DX, EYE_Y, FACE_CENTRE, geometry, hairOutline, HAIR_CY, type Geometry } from "./face-geometry";
+import { BLACK, hex, hslToRgb, mirror, mix, n, pt, ramp, smoothPath, times, wavyPolyline, WHITE, type Point, type Rgb } from "./svg-paint";
 
-type Rgb = readonly [number, number, number];
-type Point = readonly [number, number];
-
-/** Where the face centre sits in the image when offsets are 0 (eyes then land where CelebA's aligned eyes are). */
-export const FACE_CENTRE: Point = [89, 119];
-/** Face-frame positions of landmarks (before yaw shifts the features). */
-export const EYE_Y = -8;
-export const EYE_DX = 19;
-
-// ---------------------------------------------------------------------------------------------- colours & numbers
-
-const BLACK: Rgb = [0, 0, 0];
-const WHITE: Rgb = [255, 255, 255];
-
-function mix(a: Rgb, b: Rgb, t: number): Rgb {
-  return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
-}
-
-function times(c: Rgb, k: number): Rgb {
-  return [c[0] * k, c[1] * k, c[2] * k];
-}
-
-function hex(c: Rgb): string {
-  const h = (v: number): string => Math.round(Math.min(255, Math.max(0, v))).toString(16).padStart(2, "0");
-  return `#${h(c[0])}${h(c[1])}${h(c[2])}`;
-}
-
-/** HSL (hue in degrees, saturation and lightness 0..1) to RGB 0..255. */
-export function hslToRgb(hueDeg: number, s: number, l: number): Rgb {
-  const h = (((hueDeg % 360) + 360) % 360) / 60;
-  const c = (1 - Math.abs(2 * l - 1)) * s;
-  const x = c * (1 - Math.abs((h % 2) - 1));
-  const m = l - c / 2;
-  const [r, g, b] = h < 1 ? [c, x, 0] : h < 2 ? [x, c, 0] : h < 3 ? [0, c, x] : h < 4 ? [0, x, c] : h < 5 ? [x, 0, c] : [c, 0, x];
-  return [(r + m) * 255, (g + m) * 255, (b + m) * 255];
-}
-
-/** Piecewise-linear interpolation through `[t, colour]` anchors sorted by t. */
-function ramp(anchors: readonly (readonly [number, Rgb])[], t: number): Rgb {
-  for (let i = 1; i < anchors.length; i++) {
-    const [t1, c1] = anchors[i];
-    const [t0, c0] = anchors[i - 1];
-    if (t <= t1) return mix(c0, c1, (t - t0) / (t1 - t0));
-  }
-  return anchors[anchors.length - 1][1];
-}
+// ---------------------------------------------------------------------------------------------- colours
 
 const SKIN: readonly (readonly [number, Rgb])[] = [
   [0, [72, 43, 28]], [0.25, [126, 76, 48]], [0.5, [178, 124, 88]], [0.75, [222, 176, 142]], [1, [250, 222, 204]],
@@ -72,109 +29,7 @@ const LIPSTICK: readonly Rgb[] = [[192, 28, 44], [214, 78, 128], [128, 36, 78], 
 const EYESHADOW: readonly Rgb[] = [[122, 74, 138], [138, 90, 64], [74, 106, 154], [154, 106, 138]];
 const GOLD: Rgb = [214, 176, 60];
 
-/** Formats a coordinate with at most 2 decimals (stable, compact). */
-function n(x: number): string {
-  const r = Math.round(x * 100) / 100;
-  return String(r === 0 ? 0 : r);
-}
-
-function pt(p: Point): string {
-  return `${n(p[0])} ${n(p[1])}`;
-}
-
-/** A smooth path through `points` (Catmull-Rom turned into cubic Béziers). */
-function smoothPath(points: readonly Point[], closed: boolean): string {
-  const count = points.length;
-  const at = (i: number): Point => (closed ? points[(i + count) % count] : points[Math.min(count - 1, Math.max(0, i))]);
-  let d = `M${pt(points[0])}`;
-  const segments = closed ? count : count - 1;
-  for (let i = 0; i < segments; i++) {
-    const p0 = at(i - 1), p1 = at(i), p2 = at(i + 1), p3 = at(i + 2);
-    const c1: Point = [p1[0] + (p2[0] - p0[0]) / 6, p1[1] + (p2[1] - p0[1]) / 6];
-    const c2: Point = [p2[0] - (p3[0] - p1[0]) / 6, p2[1] - (p3[1] - p1[1]) / 6];
-    d += `C${pt(c1)} ${pt(c2)} ${pt(p2)}`;
-  }
-  return closed ? `${d}Z` : d;
-}
-
-function mirror(points: readonly Point[]): Point[] {
-  return points.map(([x, y]) => [-x, y] as Point).reverse();
-}
-
-/**
- * Points along a polyline at roughly `step` spacing, each pushed sideways by `wave(arcLength)`; without a wave,
- * a few points suffice (the path through them is smoothed anyway), which keeps the SVG small and fast to render.
- */
-function wavyPolyline(points: readonly Point[], step: number, waveOrNone: ((s: number) => number) | undefined): Point[] {
-  const wave = waveOrNone ?? ((): number => 0);
-  if (waveOrNone === undefined) step = Math.max(step, 18);
-  const out: Point[] = [];
-  let arc = 0;
-  for (let i = 0; i < points.length - 1; i++) {
-    const [x0, y0] = points[i];
-    const [x1, y1] = points[i + 1];
-    const len = Math.hypot(x1 - x0, y1 - y0);
-    const steps = Math.max(1, Math.round(len / step));
-    const nx = -(y1 - y0) / (len || 1), ny = (x1 - x0) / (len || 1);
-    for (let k = 0; k < steps; k++) {
-      const t = k / steps;
-      const w = wave(arc + len * t);
-      out.push([x0 + (x1 - x0) * t + nx * w, y0 + (y1 - y0) * t + ny * w]);
-    }
-    arc += len;
-  }
-  const last = points[points.length - 1];
-  const w = wave(arc);
-  const [xa, ya] = points[points.length - 2];
-  const len = Math.hypot(last[0] - xa, last[1] - ya) || 1;
-  out.push([last[0] - ((last[1] - ya) / len) * w, last[1] + ((last[0] - xa) / len) * w]);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------- geometry
-
-/** The face-frame measurements of one identity in one photo. */
-interface Geometry {
-  readonly w: number; // half face width at the cheekbones
-  readonly jaw: number; // half width at the jaw corner
-  readonly chinY: number;
-  readonly topY: number; // top of the skull
-  readonly hairRx: number; // hair outline half width
-  readonly hairRy: number; // hair outline half height (centred at y = HAIR_CY)
-  readonly neckW: number;
-  readonly necklineY: number; // lowest point of the neckline
-  readonly fx: number; // yaw shift of eyes and brows
-  readonly noseX: number; // yaw shift of the nose tip
-  readonly mouthX: number;
-  readonly mouthY: number;
-  readonly mouthW: number; // half width
-}
-
-const HAIR_CY = -12;
-
-function geometry(spec: FaceSpec): Geometry {
-  const id = spec.identity;
-  const f = spec.factors;
-  const w = 38 + 8 * id.faceWidth;
-  const volume = id.hairStyle === "bald" ? 1 : id.hairStyle === "buzz" ? 2 : 3 + 8 * id.hairVolume;
-  // Short styles are cropped close at the sides and keep their volume on top; longer ones are full all round.
-  const sideVolume = id.hairStyle === "short" || id.hairStyle === "side_part" ? 1.5 + 0.4 * volume : volume;
-  return {
-    w,
-    jaw: w * (0.6 + 0.25 * id.jawWidth),
-    chinY: 56 + 8 * id.chinLength,
-    topY: -62,
-    hairRx: w + sideVolume,
-    hairRy: 50 + volume * 1.15,
-    neckW: w * 0.4 + 2 * id.jawWidth,
-    necklineY: id.male ? 86 : 104,
-    fx: f.yaw * 7,
-    noseX: f.yaw * 11,
-    mouthX: f.yaw * 7,
-    mouthY: 32 + 3 * id.chinLength,
-    mouthW: 9.5 + 4 * id.mouthWidth + 2.5 * f.smile,
-  };
-}
+// ---------------------------------------------------------------------------------------------- the head
 
 function headPath(g: Geometry): string {
   const { w, jaw, chinY, topY } = g;
@@ -183,43 +38,6 @@ function headPath(g: Geometry): string {
   const left = `C-15 ${n(chinY)} ${n(-(jaw - 6))} ${n(chinY - 5)} ${n(-jaw)} 42C${n(-(jaw + 5))} 32 ${n(-w)} 14 ${n(-w)} -12` +
     `C${n(-w)} ${n(topY * 0.62)} ${n(-w * 0.62)} ${topY} 0 ${topY}Z`;
   return `M0 ${topY}${right}${left}`;
-}
-
-/** Point on the hair outline at angle `a` (radians; 0 = right, −π/2 = top). */
-function hairOutline(g: Geometry, a: number, extra = 0): Point {
-  return [(g.hairRx + extra) * Math.cos(a), HAIR_CY + (g.hairRy + extra) * Math.sin(a)];
-}
-
-/** Maps a face-frame point to image pixels for `spec` (the same transform the SVG uses). */
-export function faceToImage(spec: FaceSpec, x: number, y: number): Point {
-  const f = spec.factors;
-  const a = (f.rotationDeg * Math.PI) / 180;
-  const sx = x * f.scale, sy = y * f.scale;
-  return [FACE_CENTRE[0] + f.offsetX + sx * Math.cos(a) - sy * Math.sin(a), FACE_CENTRE[1] + f.offsetY + sx * Math.sin(a) + sy * Math.cos(a)];
-}
-
-/** Image-pixel positions of landmarks of `spec`, for measurements and tests. "Left" is the image's left. */
-export interface FaceLandmarks {
-  readonly leftEye: Point;
-  readonly rightEye: Point;
-  readonly noseTip: Point;
-  readonly mouth: Point;
-  /** A point in the hair mass on top of the head (bald: bare scalp; hat: the hat). */
-  readonly crown: Point;
-  /** Radius of a round lens / half width of a rectangular one, in image pixels. */
-  readonly lensRadius: number;
-}
-
-export function faceLandmarks(spec: FaceSpec): FaceLandmarks {
-  const g = geometry(spec);
-  return {
-    leftEye: faceToImage(spec, -EYE_DX + g.fx, EYE_Y),
-    rightEye: faceToImage(spec, EYE_DX + g.fx, EYE_Y),
-    noseTip: faceToImage(spec, g.noseX, 15),
-    mouth: faceToImage(spec, g.mouthX, g.mouthY),
-    crown: faceToImage(spec, 0, HAIR_CY - g.hairRy + 6),
-    lensRadius: 11 * spec.factors.scale,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------- drawing parts

@@ -20,8 +20,9 @@
 //   • global average pool: dy / (h·w) everywhere; residual additions: the sum of both branches' gradients.
 // Inside the graph everything is NCHW. The batch is symbolic; the height and width are fixed per graph.
 
-import { encodeModel, GraphBuilder, mapSizeAfter, type MapSize, type OnnxGraph, type OnnxValueInfo } from "./export";
-import { BN_EPS, resnet18Layout, resnet18StateDictLayout, type ConvLayout } from "../resnet18";
+import { mapSizeAfter, type MapSize } from "./export";
+import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "./proto";
+import { BN_EPS, resnet18Layout, resnet18StateDictLayout, type ConvLayout } from "../resnet18-layout";
 
 /** ScatterElements' `reduction` (the max-pool gradient) needs opset 16, which needs IR version 8. */
 export const TRAIN_OPSET = 16;

@@ -1,7 +1,7 @@
 // ResNet18 training passes on ONNX Runtime's native CPU kernels, where onnxruntime-node loads.
 //
-// TF.js on WASM trains a ResNet18 5–6× slower than PyTorch here (bench/results.md): 128-bit WASM SIMD against
-// native AVX-512. onnxruntime-node runs any ONNX graph natively, so the training passes are written as ONNX graphs
+// TF.js on WASM trains a ResNet18 several times slower than PyTorch (bench/results.md has the numbers): 128-bit
+// WASM SIMD against native AVX-512. onnxruntime-node runs any ONNX graph natively, so the training passes are written as ONNX graphs
 // (lib/model/onnx/train-graph: forward on batch statistics, and the backward pass by hand) and run by it; TF.js keeps
 // the model, the optimizer and everything else. A step's gradients equal the TF.js path's to float32 rounding
 // (test/native-train.test.ts). Config `finetune.engine` picks: "auto" (this where onnxruntime-node loads, else
