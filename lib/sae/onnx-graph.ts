@@ -24,7 +24,7 @@
 // `activeMask`, the entries ≥ the row's k-th largest value (the smallest of TopK's values) that are > 0, so ties
 // are treated alike; AuxK's likewise among dead features. The batch is symbolic, d and m are fixed per graph.
 
-import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "../model/onnx/export";
+import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "../model/onnx/proto";
 import { SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeMeta, type SaeParameterName } from "./sae";
 
 /** ReduceSum's axes as an input needs opset 13; 16 as fine-tuning's graphs (lib/model/onnx/train-graph). */
