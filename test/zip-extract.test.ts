@@ -3,23 +3,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { constants as zlibConstants, deflateRawSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  crc32,
-  crc32Table,
-  DEFAULT_ZIP_LIMITS,
-  diskFreeSpace,
-  EXTRACTION_MARKER,
-  EXTRACTION_TEMP_DIR,
-  extractZip,
-  listZipEntries,
-  readExtractionMarker,
-  readZipDirectory,
-  unsafeEntryNameReason,
-  ZipError,
-  type ExtractOptions,
-  type ExtractProgress,
-  type FreeSpace,
-} from "../lib/data/zip-extract";
+import { crc32, crc32Table, listZipEntries, readZipDirectory, ZipError } from "../lib/data/zip/directory";
+import { DEFAULT_ZIP_LIMITS, diskFreeSpace, EXTRACTION_MARKER, EXTRACTION_TEMP_DIR, unsafeEntryNameReason, type FreeSpace } from "../lib/data/zip/safety";
+import { extractZip, readExtractionMarker, type ExtractOptions, type ExtractProgress } from "../lib/data/zip-extract";
 import { buildZip, writeZipFile, type ZipWriterEntry } from "./zip-writer";
 
 let dir: string;

@@ -12,7 +12,7 @@
 import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { deflateRawSync } from "node:zlib";
-import { crc32 } from "../lib/data/zip-extract";
+import { crc32 } from "../lib/data/zip/directory";
 
 export interface ZipWriterEntry {
   /** The entry name exactly as stored (UTF-8; a name ending in `/` is a directory). */

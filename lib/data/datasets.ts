@@ -15,7 +15,8 @@ import { dataDir, displayPath, displayText, projectRoot } from "../util/project"
 import { runDir, runFiles } from "../run/files";
 import { ProgressBar } from "../display/progress";
 import { generateSyntheticFaces } from "./synthetic/faces";
-import { EXTRACTION_MARKER, extractZip } from "./zip-extract";
+import { extractZip } from "./zip-extract";
+import { EXTRACTION_MARKER } from "./zip/safety";
 import { SYNTHETIC_ATTRIBUTES } from "./synthetic/attributes";
 import type { Row } from "../display/html-table";
 import { writeFileAtomicSync } from "../util/atomic-write";
