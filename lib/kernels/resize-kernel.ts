@@ -1,4 +1,4 @@
-// The inner loops of torch's bilinear resize (lib/data/image-loader `resizeBilinearTorch`) as a WebAssembly SIMD module.
+// The inner loops of torch's bilinear resize (lib/data/image-resize `resizeBilinearTorch`) as a WebAssembly SIMD module.
 //
 // In JavaScript the two passes cost ~1.1 ms per 178×218 → 224×224 image (5 ns per value: typed-array bounds checks
 // and float64 ↔ float32 conversions), five times the JPEG decode itself. WebAssembly's 128-bit SIMD does one RGB

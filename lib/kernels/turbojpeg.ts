@@ -4,7 +4,7 @@
 // sharp decodes a 178×218 CelebA face in 0.55–0.85 ms of CPU, most of it libvips setting up a pipeline per image;
 // TurboJPEG decodes the same file in 0.16 ms, byte-identical to sharp's and PIL's output (all three are libjpeg-turbo
 // with the accurate integer DCT and fancy upsampling: flags 0, unlike TJFLAG_FASTDCT). Where koffi or the library
-// is missing, image-loader decodes with sharp, which gives the same bytes more slowly. Formats other than JPEG, and
+// is missing, lib/data/image-decode decodes with sharp, which gives the same bytes more slowly. Formats other than JPEG, and
 // CMYK JPEGs (which TurboJPEG cannot turn into RGB; sharp converts them through an ICC profile), always go to sharp.
 //
 // libturbojpeg: Debian/Ubuntu `libturbojpeg0` (lib/run/setup installs it with apt where it can), macOS Homebrew
@@ -189,7 +189,7 @@ function createTurboJpeg(lib: KoffiLibrary, library: string, koffiVersion: strin
 
 let chosen: { readonly turbo: TurboJpeg | null; readonly description: string } | null = null;
 
-/** The decoder image-loader uses for JPEGs: TurboJPEG where it loads (unless the environment says sharp). */
+/** The decoder lib/data/image-decode uses for JPEGs: TurboJPEG where it loads (unless the environment says sharp). */
 export function jpegDecoder(): { readonly turbo: TurboJpeg | null; readonly description: string } {
   if (chosen !== null) return chosen;
   const choice = parseJpegDecoderChoice(process.env[JPEG_DECODER_ENV]);
