@@ -18,6 +18,7 @@ import {
   type RgbImage,
 } from "../lib/data/image-loader";
 import { readNpyHeader, readNpyRows } from "../lib/formats/npy";
+import { MAX_IMAGE_PIXELS } from "../lib/kernels/turbojpeg";
 import { projectRoot } from "../lib/util/project";
 
 let dir: string;
@@ -80,6 +81,8 @@ async function collect(batches: AsyncGenerator<ImageBatch>): Promise<ImageBatch[
   for await (const b of batches) out.push(b);
   return out;
 }
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -312,6 +315,43 @@ describe("bad images", () => {
     await collect(loader.batches());
     expect(loader.stats.skipped).toBe(6); // counted per pass
     expect(loader.stats.badImages).toHaveLength(3); // listed once
+  });
+
+  it("an empty (0-byte) file is a bad image named with its file, in both modes and under both policies", async () => {
+    const empty = join(dir, "bad", "empty.jpg");
+    await writeFile(empty, "");
+    const list = [files[0], empty, files[2]];
+    const named = new RegExp(`Could not decode image ${escapeRegExp(empty)}: the file is empty \\(0 bytes\\)`);
+    for (const mode of ["post", "recommended"] as const) {
+      await expect(decodeImage(empty, { size: 8, mode })).rejects.toThrow(named);
+      const strict = createImageLoader(list, { size: 8, mode, batchSize: 3 });
+      await expect(collect(strict.batches())).rejects.toThrow(named);
+      const lenient = createImageLoader(list, { size: 8, mode, batchSize: 3, onBadImage: "skip" });
+      const batches = await collect(lenient.batches());
+      expect(batches.map((b) => Array.from(b.indices))).toEqual([[0, 2]]);
+      expect(lenient.stats.badImages).toEqual([{ file: empty, reason: "the file is empty (0 bytes)" }]);
+    }
+    await expect(decodeRgb(empty)).rejects.toThrow(BadImageError);
+  });
+
+  it("refuses from its header an image claiming more pixels than a face photo has (16000² in a few hundred bytes), in both modes", async () => {
+    const small = await readFile(files[0]);
+    const sof = small.indexOf(Buffer.from([0xff, 0xc0])); // baseline frame header: FF C0, length, precision, height, width
+    const huge = Buffer.from(small);
+    huge.writeUInt16BE(16000, sof + 5);
+    huge.writeUInt16BE(16000, sof + 7);
+    const file = join(dir, "bad", "huge-header.jpg");
+    await writeFile(file, huge);
+    expect(huge.length).toBeLessThan(1000);
+    for (const mode of ["post", "recommended"] as const) {
+      const started = performance.now();
+      await expect(decodeImage(file, { size: 8, mode })).rejects.toThrow(
+        new RegExp(`Could not decode image ${escapeRegExp(file)}: it is 16000×16000 pixels, more than the ${MAX_IMAGE_PIXELS} .*refused from its header`),
+      );
+      expect(performance.now() - started).toBeLessThan(2000);
+    }
+    const lenient = createImageLoader([files[0], file, files[2]], { size: 8, mode: "post", batchSize: 3, onBadImage: "skip" });
+    expect((await collect(lenient.batches())).map((b) => Array.from(b.indices))).toEqual([[0, 2]]);
   });
 });
 

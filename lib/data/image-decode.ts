@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import sharp, { type Metadata, type Sharp } from "sharp";
-import { jpegDecoder } from "../kernels/turbojpeg";
+import { jpegDecoder, MAX_IMAGE_PIXELS, tooManyPixels } from "../kernels/turbojpeg";
 
 /** How images become size×size: the post's stretch-and-bilinear, or centre-crop and Lanczos-3. */
 export type ResizeMode = "post" | "recommended";
@@ -69,12 +69,20 @@ function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
 
 /** The file's bytes; `blocking` reads on this thread (for a small file, 5–10× cheaper than the async read). */
 async function readBytes(file: string, blocking = false): Promise<Buffer> {
+  let bytes: Buffer;
   try {
-    return blocking ? readFileSync(file) : await readFile(file);
+    bytes = blocking ? readFileSync(file) : await readFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new BadImageError(file, code === "ENOENT" ? "the file does not exist" : `the file cannot be read (${code ?? String(error)})`);
   }
+  if (bytes.length === 0) throw new BadImageError(file, "the file is empty (0 bytes)");
+  return bytes;
+}
+
+/** A sharp pipeline over an image's bytes: warnings are errors, and images over MAX_IMAGE_PIXELS are refused. */
+function sharpOf(bytes: Buffer): Sharp {
+  return sharp(bytes, { failOn: "warning", limitInputPixels: MAX_IMAGE_PIXELS });
 }
 
 /** libvips repeats its warnings over several lines; one line, each message once, reads better in an error. */
@@ -83,9 +91,10 @@ function reasonOf(error: unknown): string {
   return [...new Set(text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== ""))].join("; ");
 }
 
-async function rawRgb(file: string, pipeline: Sharp): Promise<RgbImage> {
+/** Runs a sharp pipeline to RGB bytes; anything sharp throws, building or running it, is a BadImageError. */
+async function rawRgb(file: string, pipeline: () => Sharp): Promise<RgbImage> {
   try {
-    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await pipeline().raw().toBuffer({ resolveWithObject: true });
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     return { data: toRgb(bytes, info.width * info.height, info.channels), width: info.width, height: info.height };
   } catch (error) {
@@ -109,7 +118,7 @@ export async function decodeRgb(file: string, blocking = false): Promise<RgbImag
     }
     if (image !== null) return image;
   }
-  return rawRgb(file, sharp(bytes, { failOn: "warning" }));
+  return rawRgb(file, () => sharpOf(bytes));
 }
 
 /** Python's `round()`: halves go to the even neighbour (torchvision's `CenterCrop` uses it for its offsets). */
@@ -129,13 +138,12 @@ export async function decodeRecommended(file: string, size: number): Promise<Rgb
   const bytes = await readBytes(file);
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, { failOn: "warning" }).metadata();
+    meta = await sharp(bytes, { failOn: "warning", limitInputPixels: false }).metadata(); // the header only
   } catch (error) {
     throw new BadImageError(file, reasonOf(error));
   }
+  const refused = tooManyPixels(meta.width ?? 0, meta.height ?? 0);
+  if (refused !== null) throw new BadImageError(file, refused);
   const { left, top, side } = centreSquare(meta.width ?? 0, meta.height ?? 0);
-  const pipeline = sharp(bytes, { failOn: "warning" })
-    .extract({ left, top, width: side, height: side })
-    .resize(size, size, { fit: "fill", kernel: "lanczos3" });
-  return rawRgb(file, pipeline);
+  return rawRgb(file, () => sharpOf(bytes).extract({ left, top, width: side, height: side }).resize(size, size, { fit: "fill", kernel: "lanczos3" }));
 }
