@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -434,6 +434,25 @@ describe("uint8 cache", () => {
     await same.buildCache();
     expect(same.stats).toMatchObject({ decoded: 0, cache: "hit" });
     await same.close();
+  });
+
+  it("is rebuilt when an image is replaced in place under the same name, saying so", async () => {
+    const replaced = join(dir, "cached", "replaced.jpg");
+    await noiseJpeg(replaced, 25, 31, 1);
+    const list = [files[0], replaced, files[2]];
+    const cache = join(dir, "cache-replaced.npy");
+    const first = createImageLoader(list, { size: 8, mode: "post", batchSize: 3, cache });
+    await first.buildCache();
+    await first.close();
+    await noiseJpeg(replaced, 25, 31, 2); // other pixels, same name
+    await utimes(replaced, new Date(), new Date(Date.now() + 5000)); // a later modification time, whatever the clock's grain
+    const again = createImageLoader(list, { size: 8, mode: "post", batchSize: 3, cache });
+    const [batch] = await collect(again.batches());
+    expect(again.stats).toMatchObject({ decoded: 3, cache: "built" });
+    expect(again.stats.cacheNote).toMatch(/the images changed since it was built/);
+    const fresh = await decodeImage(replaced, { size: 8, mode: "post" });
+    expect(maxAbsDiff(batch.data.subarray(8 * 8 * 3, 2 * 8 * 8 * 3), fresh.data)).toBeLessThanOrEqual(0.5 / 255 + 1e-6);
+    await again.close();
   });
 
   it("remembers bad images: skipped again from the cache without decoding, or named in error mode", async () => {

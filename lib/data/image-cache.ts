@@ -11,21 +11,23 @@
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, readdir, rm, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
 import { readNpyHeader } from "../formats/npy";
 import type { ResizeMode, ResizeOptions } from "./image-decode";
+import { imageFilesId } from "./image-files-id";
 
-
-/** Key of a cache: the cache is valid only for the same images, size and mode. */
+/** Key of a cache: the cache is valid only for the same images (as they are on disk), size and mode. */
 export interface CacheKey {
   readonly format: "celeba-sae image cache";
-  readonly version: 1;
+  readonly version: 2;
   readonly size: number;
   readonly mode: ResizeMode;
   readonly count: number;
   /** SHA-256 of the absolute file paths joined by newlines. */
   readonly filesHash: string;
+  /** The files' names, sizes and modification times (lib/data/image-files-id): replacing an image changes it. */
+  readonly imagesId: string;
 }
 
 export interface CacheMeta extends CacheKey {
@@ -38,8 +40,13 @@ export function cachePathFor(dir: string, options: ResizeOptions): string {
   return join(dir, `images-${options.mode}-${options.size}.npy`);
 }
 
-export function filesHash(files: readonly string[]): string {
+function filesHash(files: readonly string[]): string {
   return createHash("sha256").update(files.join("\n")).digest("hex");
+}
+
+/** The key a cache of `paths` at `size` in `mode` must have (stats every file: about a second for CelebA). */
+export async function cacheKeyFor(paths: readonly string[], size: number, mode: ResizeMode): Promise<CacheKey> {
+  return { format: "celeba-sae image cache", version: 2, size, mode, count: paths.length, filesHash: filesHash(paths), imagesId: await imageFilesId(paths) };
 }
 
 /** Why the stored cache is not valid for `key`, or null when it is. */
@@ -54,6 +61,7 @@ export async function staleReason(path: string, key: CacheKey): Promise<string |
   if (meta.format !== key.format || meta.version !== key.version) return "it was written by another version";
   if (meta.size !== key.size || meta.mode !== key.mode) return `it holds ${meta.mode} ${meta.size}px images, ${key.mode} ${key.size}px wanted`;
   if (meta.count !== key.count || meta.filesHash !== key.filesHash) return "the file list changed";
+  if (meta.imagesId !== key.imagesId) return "the images changed since it was built (a file's size or modification time differs): rebuilt from them";
   try {
     const header = await readNpyHeader(path);
     if (header.dtype !== "uint8") return `it holds ${header.dtype}, not uint8`;
@@ -62,24 +70,6 @@ export async function staleReason(path: string, key: CacheKey): Promise<string |
     return error instanceof Error ? error.message : String(error);
   }
   return null;
-}
-
-/** Removes temporary cache files left by processes that no longer run. */
-export async function removeDeadTemporaries(path: string): Promise<void> {
-  const prefix = `${basename(path)}.tmp-`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split("-")[0]);
-    let alive = false;
-    try {
-      process.kill(pid, 0);
-      alive = true;
-    } catch (error) {
-      alive = (error as NodeJS.ErrnoException).code === "EPERM";
-    }
-    if (!alive) await rm(join(dirname(path), name), { force: true });
-  }
 }
 
 /** Reads exactly `target.length` bytes at `position`, or throws naming the cache file. */
@@ -111,6 +101,8 @@ export interface RowFile {
 export interface BuildingCache extends RowFile {
   readonly kind: "building";
   readonly temp: string;
+  /** The key it is built for, written beside it once complete. */
+  readonly key: CacheKey;
   /** Per image: NOT_WRITTEN, WRITTEN or BAD. */
   readonly state: Uint8Array;
   readonly reasons: Map<number, string>;

@@ -3,16 +3,16 @@
 // optional uint8 cache (lib/data/image-cache) so that later epochs do not decode again.
 
 import { availableParallelism } from "node:os";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { encodeNpyHeader, readNpyHeader, temporaryPathFor } from "../formats/npy";
 import { DecodeImageError, DecodeThreadError, decodePool, type DecodePool } from "./decode-pool";
 import { BadImageError, checkResizeOptions, type BadImagePolicy, type ResizeMode, type ResizeOptions } from "./image-decode";
 import { bytesToUnitFloat, decodeInto, decodeUint8 } from "./image-resize";
 import {
-  BAD, NOT_WRITTEN, WRITTEN, filesHash, readAt, removeDeadTemporaries, staleReason, type BuildingCache, type CacheKey, type CacheMeta, type CacheState,
-  type RowFile,
+  BAD, NOT_WRITTEN, WRITTEN, cacheKeyFor, readAt, staleReason, type BuildingCache, type CacheMeta, type CacheState, type RowFile,
 } from "./image-cache";
+import { removeDeadTemporaries } from "../util/temporaries";
 
 export {
   BadImageError, centreSquare, decodeRecommended, decodeRgb, RESIZE_MODES, type BadImagePolicy, type ResizeMode, type ResizeOptions, type RgbImage,
@@ -186,7 +186,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   const initCache = async (path: string): Promise<void> => {
-    const key: CacheKey = { format: "celeba-sae image cache", version: 1, size, mode, count, filesHash: filesHash(paths) };
+    const key = await cacheKeyFor(paths, size, mode);
     const reason = await staleReason(path, key);
     if (reason === null) {
       const meta = JSON.parse(await readFile(`${path}.json`, "utf8")) as CacheMeta;
@@ -198,13 +198,13 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     stats.cache = "building";
     stats.cacheNote = reason;
     await mkdir(dirname(path), { recursive: true });
-    await removeDeadTemporaries(path);
+    removeDeadTemporaries(dirname(path), `${basename(path)}.tmp-`);
     const temp = temporaryPathFor(path);
     const header = encodeNpyHeader("uint8", [count, size, size, 3]);
     const fh = await open(temp, "w+");
     await fh.write(header, 0, header.length, 0);
     await fh.truncate(header.length + count * pixels);
-    cache = { kind: "building", fh, temp, dataOffset: header.length, state: new Uint8Array(count), reasons: new Map(), remaining: count, writes: new Set() };
+    cache = { kind: "building", fh, temp, key, dataOffset: header.length, state: new Uint8Array(count), reasons: new Map(), remaining: count, writes: new Set() };
   };
 
   const ensureCacheState = (): Promise<void> => {
@@ -219,7 +219,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     await Promise.all(building.writes);
     await building.fh.sync();
     const bad = [...building.reasons].map(([index, reason]) => ({ index, reason })).sort((a, b) => a.index - b.index);
-    const meta: CacheMeta = { format: "celeba-sae image cache", version: 1, size, mode, count, filesHash: filesHash(paths), bad };
+    const meta: CacheMeta = { ...building.key, bad };
     await rm(`${path}.json`, { force: true });
     await rename(building.temp, path);
     const metaTemp = temporaryPathFor(`${path}.json`);
