@@ -317,6 +317,25 @@ describe("bad images", () => {
     expect(loader.stats.badImages).toHaveLength(3); // listed once
   });
 
+  it("check() lists every unreadable image in listing order whatever the policy; a complete cache answers it without decoding", async () => {
+    const loader = createImageLoader(files, { size: 8, mode: "post", batchSize: 2 }); // onBadImage: "error"
+    const progress: number[] = [];
+    const found = await loader.check((done) => progress.push(done));
+    expect(found.map((b) => [b.index, b.file])).toEqual([[1, truncated], [3, text], [5, missing]]);
+    expect(found[2].reason).toMatch(/does not exist/);
+    expect(progress[progress.length - 1]).toBe(files.length);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    const cache = join(dir, "cache-check.npy");
+    const first = createImageLoader(files, { size: 8, mode: "post", batchSize: 2, cache });
+    expect((await first.check()).map((b) => b.index)).toEqual([1, 3, 5]);
+    expect(first.stats.cache).toBe("built");
+    await first.close();
+    const second = createImageLoader(files, { size: 8, mode: "post", batchSize: 2, cache });
+    expect((await second.check()).map((b) => b.index)).toEqual([1, 3, 5]);
+    expect(second.stats).toMatchObject({ decoded: 0, cacheReads: 0, cache: "hit" });
+    await second.close();
+  });
+
   it("an empty (0-byte) file is a bad image named with its file, in both modes and under both policies", async () => {
     const empty = join(dir, "bad", "empty.jpg");
     await writeFile(empty, "");

@@ -118,6 +118,15 @@ export interface BatchOptions {
   readonly order?: ArrayLike<number>;
   /** Overrides the loader's batch size for this pass. */
   readonly batchSize?: number;
+  /** Overrides the loader's `onBadImage` for this pass. */
+  readonly onBadImage?: BadImagePolicy;
+}
+
+/** An image that cannot be decoded: its index in the loader's list, its file and why. */
+export interface UnreadableImage {
+  readonly index: number;
+  readonly file: string;
+  readonly reason: string;
 }
 
 export interface ImageLoader {
@@ -129,6 +138,12 @@ export interface ImageLoader {
   batches(options?: BatchOptions): AsyncGenerator<ImageBatch, void, undefined>;
   /** Makes sure the cache file exists and is complete, decoding what is missing (no-op without `cache`). */
   buildCache(): Promise<void>;
+  /**
+   * Decodes every image once — or takes the verdicts a complete cache remembers, reading no pixels — and returns
+   * the ones that cannot be decoded, in listing order, whatever `onBadImage` says. The cache, when on, is complete
+   * afterwards. `onProgress` gets the number of images looked at so far.
+   */
+  check(onProgress?: (done: number) => void): Promise<UnreadableImage[]>;
   /** Closes the cache file; an unfinished cache's temporary file is removed. */
   close(): Promise<void>;
 }
@@ -231,7 +246,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   /** Decodes image `index` into `out` at `offset` (float32) — and into the cache when one is being built. */
-  const decodeOne = async (index: number, out: Float32Array, offset: number): Promise<boolean> => {
+  const decodeOne = async (index: number, out: Float32Array, offset: number, policy: BadImagePolicy): Promise<boolean> => {
     const building = cache.kind === "building" ? cache : null;
     try {
       const file = paths[index];
@@ -262,7 +277,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
         building.reasons.set(index, error.reason);
         building.remaining--;
       }
-      if (onBadImage === "error") throw error;
+      if (policy === "error") throw error;
       return false;
     }
   };
@@ -284,7 +299,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   /** Loads one batch: indices in, the images that could be read out. */
-  const loadBatch = async (indices: Int32Array): Promise<ImageBatch> => {
+  const loadBatch = async (indices: Int32Array, policy: BadImagePolicy): Promise<ImageBatch> => {
     await ensureCacheState();
     const n = indices.length;
     // Images decoded on lib/data/decode-pool's threads are written straight into the batch: shared memory. Unless the
@@ -292,7 +307,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     const pool = mode === "post" && cache.kind !== "ready" ? decodePool() : null;
     const data = pool !== null && pool.working ? new Float32Array(takeShared(n * pixels * 4)) : new Float32Array(n * pixels);
     try {
-      const batch = await decodeBatch(indices, data);
+      const batch = await decodeBatch(indices, data, policy);
       if (batch.data !== data) releaseShared(data); // images were left out: the batch holds a compacted copy
       else if (!reuseBatchMemory && data.buffer instanceof SharedArrayBuffer) {
         const own = data.slice(); // a Float32Array of its own, not shared
@@ -307,7 +322,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   /** Decodes (or reads from the cache) the images of one batch into `data`. */
-  const decodeBatch = async (indices: Int32Array, data: Float32Array): Promise<ImageBatch> => {
+  const decodeBatch = async (indices: Int32Array, data: Float32Array, policy: BadImagePolicy): Promise<ImageBatch> => {
     const n = indices.length;
     const ok = new Uint8Array(n);
     const current = cache;
@@ -319,14 +334,14 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
         const reason = current.kind === "ready" ? current.bad.get(index) : current.reasons.get(index);
         if (reason !== undefined) {
           recordBad(index, reason);
-          if (onBadImage === "error") throw new BadImageError(paths[index], `${reason} (remembered in the cache ${options.cache}; delete that file to try decoding again)`);
+          if (policy === "error") throw new BadImageError(paths[index], `${reason} (remembered in the cache ${options.cache}; delete that file to try decoding again)`);
           continue;
         }
         fromFile.push(k);
         ok[k] = 1;
       } else toDecode.push(k);
     }
-    const work: Promise<void>[] = toDecode.map((k) => limit(() => decodeOne(indices[k], data, k * pixels)).then((good) => void (ok[k] = good ? 1 : 0)));
+    const work: Promise<void>[] = toDecode.map((k) => limit(() => decodeOne(indices[k], data, k * pixels, policy)).then((good) => void (ok[k] = good ? 1 : 0)));
     if (fromFile.length > 0 && current.kind !== "off") work.push(readCached(current, indices, fromFile, data));
     const settled = await Promise.allSettled(work); // every piece finishes before the batch succeeds or fails
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -364,6 +379,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   async function* batches(batchOptions: BatchOptions = {}): AsyncGenerator<ImageBatch, void, undefined> {
     const order = checkedOrder(batchOptions.order);
     const batchSize = batchOptions.batchSize ?? options.batchSize;
+    const policy = batchOptions.onBadImage ?? onBadImage;
     positive(batchSize, "batchSize");
     const total = Math.ceil(order.length / batchSize);
     const inflight: { batch: number; promise: Promise<ImageBatch>; ready: boolean }[] = [];
@@ -372,7 +388,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
       while (inflight.length < prefetch && next < total) {
         const batch = next++;
         onEvent?.({ type: "batch-start", batch });
-        const entry = { batch, promise: loadBatch(order.slice(batch * batchSize, Math.min(order.length, (batch + 1) * batchSize))), ready: false };
+        const entry = { batch, promise: loadBatch(order.slice(batch * batchSize, Math.min(order.length, (batch + 1) * batchSize)), policy), ready: false };
         entry.promise.then(
           () => {
             entry.ready = true;
@@ -418,6 +434,22 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
       for await (const _ of batches({ order: missing })) {
         // decoding is the work; the batches themselves are not needed
       }
+    },
+    async check(onProgress?: (done: number) => void): Promise<UnreadableImage[]> {
+      await ensureCacheState();
+      const current = cache;
+      const order: number[] = [];
+      for (let i = 0; i < count; i++) if (current.kind === "off" || (current.kind === "building" && current.state[i] === NOT_WRITTEN)) order.push(i);
+      const position = new Map(order.map((index, k) => [index, k]));
+      const found = new Map<number, string>();
+      const index = new Map(paths.map((file, i) => [file, i]));
+      const seen = stats.badImages.length;
+      for await (const batch of batches({ order, onBadImage: "skip" })) onProgress?.(count - order.length + (position.get(batch.indices[batch.indices.length - 1]) ?? 0) + 1);
+      onProgress?.(count);
+      for (const bad of stats.badImages.slice(seen)) found.set(index.get(bad.file) ?? -1, bad.reason);
+      const remembered = cache.kind === "ready" ? cache.bad : cache.kind === "building" ? cache.reasons : new Map<number, string>();
+      for (const [i, reason] of remembered) found.set(i, reason);
+      return [...found].filter(([i]) => i >= 0).sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ index: i, file: paths[i], reason }));
     },
     async close() {
       const current = cache;
