@@ -13,8 +13,9 @@
 // ImageNet normalisation of the inputs (what torchvision's weights were trained with).
 //
 
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { Adam } from "./adam";
 import { tf } from "../kernels/backend";
 import type { FinetuneConfig, RunConfig } from "../run/config";
@@ -25,7 +26,10 @@ import { createNativeTrainer, type NativeTrainer } from "./onnx/train";
 import { chooseEngine, describeEngine } from "./onnx/session";
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
 import { displayPath, projectRoot } from "../util/project";
-import { runFiles } from "../run/files";
+import { asideName, asideStamp, runFiles } from "../run/files";
+import { artifactId } from "../util/artifact-id";
+import { temporaryPathFor } from "../formats/npy";
+import { removeDeadTemporaries } from "../util/temporaries";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import { createResNet18, loadResNet18, saveResNet18, type ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
@@ -94,12 +98,40 @@ export function totalSteps(count: number, settings: Pick<TrainSettings, "epochs"
   return settings.maxSteps === null ? all : Math.min(all, settings.maxSteps);
 }
 
-function fingerprintOf(options: TrainOptions): string {
+/**
+ * What a checkpoint must have been made with to be resumed: every setting that shapes a step, and the inputs
+ * (`fingerprintExtra`). Not `maxSteps` nor `epochs`: raising either continues the same run, whose data order for
+ * epoch k is fixed by (seed, k).
+ */
+export function fingerprintOf(options: Pick<TrainOptions, "settings" | "count" | "training" | "fingerprintExtra">): string {
   const s = options.settings;
   return JSON.stringify({
-    preset: s.preset, epochs: s.epochs, batchSize: s.batchSize, chunkSize: s.chunkSize, learningRate: s.learningRate,
+    preset: s.preset, batchSize: s.batchSize, chunkSize: s.chunkSize, learningRate: s.learningRate,
     temperature: s.temperature, seed: s.seed, count: options.count, training: options.training ?? true, ...options.fingerprintExtra,
   });
+}
+
+/** Inputs named in words when they change (their values are ids, which say nothing to a person). */
+const CHANGED_INPUT: Readonly<Record<string, string>> = {
+  images: "the images changed", weights: "the initial weights changed", identities: "the identities changed",
+};
+
+/** What differs between two fingerprints, e.g. "preset: post → recommended; the images changed". */
+export function fingerprintChanges(before: string, after: string): string {
+  const parse = (text: string): Record<string, unknown> => {
+    try {
+      const value: unknown = JSON.parse(text);
+      return value !== null && typeof value === "object" ? (value as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
+  };
+  const [a, b] = [parse(before), parse(after)];
+  const shown = (v: unknown): string => (v === undefined ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
+  const changes = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]))
+    .map((key) => CHANGED_INPUT[key] ?? `${key}: ${shown(a[key])} → ${shown(b[key])}`);
+  return changes.length > 0 ? changes.join("; ") : "an unreadable record";
 }
 
 /** The loss curve of a run: loss, contrastive and orientation loss per step (log scale when all positive). */
@@ -132,18 +164,20 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   let resumedFrom: number | null = null;
   let note = "";
   let lastCheckpoint: string | null = null;
+  removeDeadTemporaries(options.checkpointDir); // a checkpoint write a kill -9 cut short
   const latest = listCheckpoints(options.checkpointDir).pop();
   if (latest !== undefined) {
-    if (readCheckpointState(latest.path).fingerprint === fingerprint) {
+    const before = readCheckpointState(latest.path).fingerprint;
+    if (before === fingerprint) {
       state = await loadCheckpoint(latest.path, model, adam);
       resumedFrom = state.step;
       lastCheckpoint = latest.path;
     } else {
-      const aside = join(options.checkpointDir, "other-settings");
-      rmSync(aside, { recursive: true, force: true });
-      mkdirSync(aside, { recursive: true });
-      for (const old of listCheckpoints(options.checkpointDir)) renameSync(old.path, join(aside, basename(old.path)));
-      note = `The checkpoints in ${displayPath(options.checkpointDir)} were made with other settings: training started afresh, and they were moved to ${displayPath(aside)}.`;
+      const aside = asideName(options.checkpointDir);
+      renameSync(options.checkpointDir, aside);
+      note =
+        `The checkpoints in ${displayPath(options.checkpointDir)} were made from other inputs or settings (${fingerprintChanges(before, fingerprint)}): ` +
+        `training started afresh, and they were set aside in ${displayPath(aside)}.`;
     }
   }
   const history = [...state.history];
@@ -237,9 +271,38 @@ export function chooseTrainEngine(config: RunConfig, width: number, load?: Param
   return { native, description: native.description };
 }
 
-/** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors. */
+/** The id of the initial weights: the SHA-256 of finetune.weights, or the random initialisation (keyed by the seed). */
+export async function initialWeightsId(config: RunConfig): Promise<string> {
+  const weights = config.finetune.weights;
+  return weights === "" ? "torchvision's random initialisation" : artifactId(resolve(projectRoot(), weights));
+}
+
+/** runs/<run>/resnet18.json: the fine-tuned model's id and what made it. */
+export interface ModelRecord {
+  readonly format: "celeba-sae fine-tuned model";
+  /** SHA-256 of resnet18.safetensors. */
+  readonly sha256: string;
+  readonly steps: number;
+  /** The training's fingerprint (settings and the ids of its inputs, see fingerprintOf). */
+  readonly fingerprint: string;
+  readonly initialWeights: string;
+}
+
+/** The fingerprint recorded beside the run's model, or null (no record, or an unreadable one). */
+function recordedFingerprint(path: string): string | null {
+  try {
+    const record = JSON.parse(readFileSync(path, "utf8")) as Partial<ModelRecord>;
+    return typeof record.fingerprint === "string" ? record.fingerprint : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors and its record. */
 export async function finetune(config: RunConfig, options: { progress?: ProgressMode; showCurve?: boolean } = {}): Promise<FinetuneResult> {
   const dataset = await openRunDataset(config);
+  const files = runFiles(config.run);
+  const weightsId = await initialWeightsId(config);
   const { model, source } = await initialModel(config);
   const f = config.finetune;
   let engine: ReturnType<typeof chooseTrainEngine>;
@@ -254,24 +317,44 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
   });
   try {
-    const result = await trainModel({
+    const identities = dataset.identities === null ? null : dataset.identities.ids;
+    const train: TrainOptions = {
       model,
       count: dataset.count,
       batches: (order, batchSize) => loader.batches({ order, batchSize }),
-      identities: dataset.identities === null ? null : dataset.identities.ids,
+      identities,
       settings: { ...f, seed: config.seed },
-      checkpointDir: runFiles(config.run).checkpoints,
-      fingerprintExtra: { imageSize: config.imageSize, resize: config.resize, dataset: dataset.root, weights: f.weights },
+      checkpointDir: files.checkpoints,
+      fingerprintExtra: {
+        imageSize: config.imageSize, resize: config.resize, images: dataset.imagesId, weights: weightsId,
+        ...(f.preset === "recommended" ? { identities: identities === null ? "none" : createHash("sha256").update(identities).digest("hex") } : {}),
+      },
       progress: options.progress,
       showCurve: options.showCurve,
       native: engine.native ?? undefined,
-    });
-    const modelPath = runFiles(config.run).model;
-    if (result.stepsThisRun > 0 || !existsSync(modelPath)) {
+    };
+    const result = await trainModel(train);
+    const modelPath = files.model;
+    const fingerprint = fingerprintOf(train);
+    const sameModel = recordedFingerprint(files.modelRecord) === fingerprint;
+    let note = result.note;
+    if (result.stepsThisRun > 0 || !existsSync(modelPath) || !sameModel) {
       mkdirSync(dirname(modelPath), { recursive: true });
+      removeDeadTemporaries(dirname(modelPath), `${basename(modelPath)}.tmp-`);
+      if (existsSync(modelPath) && !sameModel) {
+        const stamp = asideStamp();
+        const aside = asideName(modelPath, stamp);
+        renameSync(modelPath, aside);
+        if (existsSync(files.modelRecord)) renameSync(files.modelRecord, asideName(files.modelRecord, stamp));
+        note = [note, `The model trained before from other inputs or settings was set aside as ${displayPath(aside)}.`].filter((n) => n !== "").join(" ");
+      }
       await saveResNet18(model, modelPath); // atomic; untouched when nothing was trained, so 03's vectors stay valid
+      const record: ModelRecord = { format: "celeba-sae fine-tuned model", sha256: await artifactId(modelPath), steps: result.steps, fingerprint, initialWeights: source };
+      const temp = temporaryPathFor(files.modelRecord);
+      writeFileSync(temp, JSON.stringify(record, null, 1) + "\n");
+      renameSync(temp, files.modelRecord);
     }
-    return { ...result, modelPath, initialWeights: source, images: dataset.count, engine: engine.description };
+    return { ...result, note, modelPath, initialWeights: source, images: dataset.count, engine: engine.description };
   } finally {
     await loader.close();
     await engine.native?.close();
