@@ -418,12 +418,15 @@ export function formatTTest(result: TestResult): string {
   return `t-stat: ${result.statistic.toFixed(4)}, pvalue: ${result.pvalue.toFixed(4)}`;
 }
 
-/** One row of `compareRatings`: a test's statistic, its p-value where it has one, and how it was computed. */
-export interface ComparisonRow {
+/**
+ * One row of `compareRatings`: a test's statistic, its p-value where it has one, and how it was computed. A type, not
+ * an interface, so that it is a table row (lib/display/html-table's Row, a record of cells) as notebook 06 shows it.
+ */
+export type ComparisonRow = {
   readonly statistic: number | null;
   readonly "p-value": number | null;
   readonly note: string;
-}
+};
 
 /**
  * Everything the blind test's analysis reports beyond the post's t-test, as table rows (test → statistic, p-value,
