@@ -55,7 +55,7 @@ describe("the run's usable images", () => {
   it("under onBadImage=error the run keeps every image, and the note says where it will stop", async () => {
     const strict = applyOverrides(skip, ["onBadImage=error"]);
     expect((await openRunDataset(strict)).count).toBe(8);
-    expect((await prepareDataset(strict, { progress: "silent" })).note).toMatch(/With onBadImage=error \(this run's setting\) fine-tuning stops at the first of them/);
+    expect((await prepareDataset(strict, { progress: "silent" })).note).toMatch(/With onBadImage=error \(this run's setting\) the first step to decode one of them stops, naming it/);
   });
 
   it("is made again when the images change: a repaired image is used again", async () => {

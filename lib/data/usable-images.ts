@@ -116,5 +116,5 @@ export function describeUsableImages(record: UsableImagesRecord, policy: BadImag
   const head = `${n} of ${record.images} images cannot be decoded: ${list}.`;
   return policy === "skip"
     ? `${head}\nWith onBadImage=skip they are left out of every stage (${record.usable} images remain; the list is in ${where}).`
-    : `${head}\nWith onBadImage=error (this run's setting) fine-tuning stops at the first of them: replace or delete them, or run with --set onBadImage=skip to leave them out of every stage.`;
+    : `${head}\nWith onBadImage=error (this run's setting) the first step to decode one of them stops, naming it: replace or delete them, or run with --set onBadImage=skip to leave them out of every stage.`;
 }
