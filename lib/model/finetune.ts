@@ -14,8 +14,8 @@
 //
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { Adam } from "./adam";
 import { tf } from "../kernels/backend";
 import type { FinetuneConfig, RunConfig } from "../run/config";
@@ -26,15 +26,13 @@ import { createNativeTrainer, type NativeTrainer } from "./onnx/train";
 import { chooseEngine, describeEngine } from "./onnx/session";
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
 import { displayPath, projectRoot } from "../util/project";
-import { asideName, asideStamp, runFiles } from "../run/files";
+import { runFiles } from "../run/files";
 import { artifactId } from "../util/artifact-id";
-import { temporaryPathFor } from "../formats/npy";
-import { removeDeadTemporaries } from "../util/temporaries";
 import { ProgressBar, type ProgressMode } from "../display/progress";
-import { createResNet18, loadResNet18, saveResNet18, type ResNet18 } from "./resnet18";
+import { createResNet18, loadResNet18, type ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
 import { imageCachePath } from "../data/datasets";
-import { listCheckpoints, loadCheckpoint, readCheckpointState, saveCheckpoint, type TrainingState } from "./checkpoints";
+import { loadCheckpoint, resumableCheckpoint, saveCheckpoint, saveFinetunedModel, type TrainingState } from "./checkpoints";
 import type { LossValues } from "./loss";
 import { NonFiniteLossError, trainStep, type StepOptions } from "./step";
 
@@ -111,29 +109,6 @@ export function fingerprintOf(options: Pick<TrainOptions, "settings" | "count" |
   });
 }
 
-/** Inputs named in words when they change (their values are ids, which say nothing to a person). */
-const CHANGED_INPUT: Readonly<Record<string, string>> = {
-  images: "the images changed", weights: "the initial weights changed", identities: "the identities changed",
-};
-
-/** What differs between two fingerprints, e.g. "preset: post → recommended; the images changed". */
-export function fingerprintChanges(before: string, after: string): string {
-  const parse = (text: string): Record<string, unknown> => {
-    try {
-      const value: unknown = JSON.parse(text);
-      return value !== null && typeof value === "object" ? (value as Record<string, unknown>) : {};
-    } catch {
-      return {};
-    }
-  };
-  const [a, b] = [parse(before), parse(after)];
-  const shown = (v: unknown): string => (v === undefined ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
-  const changes = [...new Set([...Object.keys(a), ...Object.keys(b)])]
-    .filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]))
-    .map((key) => CHANGED_INPUT[key] ?? `${key}: ${shown(a[key])} → ${shown(b[key])}`);
-  return changes.length > 0 ? changes.join("; ") : "an unreadable record";
-}
-
 /** The loss curve of a run: loss, contrastive and orientation loss per step (log scale when all positive). */
 export function lossCurveFigure(history: readonly LossValues[], title = "Fine-tuning loss"): Figure {
   const x = history.map((_, i) => i + 1);
@@ -164,21 +139,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   let resumedFrom: number | null = null;
   let note = "";
   let lastCheckpoint: string | null = null;
-  removeDeadTemporaries(options.checkpointDir); // a checkpoint write a kill -9 cut short
-  const latest = listCheckpoints(options.checkpointDir).pop();
-  if (latest !== undefined) {
-    const before = readCheckpointState(latest.path).fingerprint;
-    if (before === fingerprint) {
-      state = await loadCheckpoint(latest.path, model, adam);
-      resumedFrom = state.step;
-      lastCheckpoint = latest.path;
-    } else {
-      const aside = asideName(options.checkpointDir);
-      renameSync(options.checkpointDir, aside);
-      note =
-        `The checkpoints in ${displayPath(options.checkpointDir)} were made from other inputs or settings (${fingerprintChanges(before, fingerprint)}): ` +
-        `training started afresh, and they were set aside in ${displayPath(aside)}.`;
-    }
+  const resumable = resumableCheckpoint(options.checkpointDir, fingerprint);
+  note = resumable.note;
+  if (resumable.path !== null) {
+    state = await loadCheckpoint(resumable.path, model, adam);
+    resumedFrom = state.step;
+    lastCheckpoint = resumable.path;
   }
   const history = [...state.history];
   const bar = new ProgressBar({ total, desc: "Training...", unit: "it", mode: options.progress });
@@ -277,28 +243,7 @@ export async function initialWeightsId(config: RunConfig): Promise<string> {
   return weights === "" ? "torchvision's random initialisation" : artifactId(resolve(projectRoot(), weights));
 }
 
-/** runs/<run>/resnet18.json: the fine-tuned model's id and what made it. */
-export interface ModelRecord {
-  readonly format: "celeba-sae fine-tuned model";
-  /** SHA-256 of resnet18.safetensors. */
-  readonly sha256: string;
-  readonly steps: number;
-  /** The training's fingerprint (settings and the ids of its inputs, see fingerprintOf). */
-  readonly fingerprint: string;
-  readonly initialWeights: string;
-}
-
-/** The fingerprint recorded beside the run's model, or null (no record, or an unreadable one). */
-function recordedFingerprint(path: string): string | null {
-  try {
-    const record = JSON.parse(readFileSync(path, "utf8")) as Partial<ModelRecord>;
-    return typeof record.fingerprint === "string" ? record.fingerprint : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors and its record. */
+/** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors and its record (resnet18.json). */
 export async function finetune(config: RunConfig, options: { progress?: ProgressMode; showCurve?: boolean } = {}): Promise<FinetuneResult> {
   const dataset = await openRunDataset(config);
   const files = runFiles(config.run);
@@ -335,25 +280,8 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     };
     const result = await trainModel(train);
     const modelPath = files.model;
-    const fingerprint = fingerprintOf(train);
-    const sameModel = recordedFingerprint(files.modelRecord) === fingerprint;
-    let note = result.note;
-    if (result.stepsThisRun > 0 || !existsSync(modelPath) || !sameModel) {
-      mkdirSync(dirname(modelPath), { recursive: true });
-      removeDeadTemporaries(dirname(modelPath), `${basename(modelPath)}.tmp-`);
-      if (existsSync(modelPath) && !sameModel) {
-        const stamp = asideStamp();
-        const aside = asideName(modelPath, stamp);
-        renameSync(modelPath, aside);
-        if (existsSync(files.modelRecord)) renameSync(files.modelRecord, asideName(files.modelRecord, stamp));
-        note = [note, `The model trained before from other inputs or settings was set aside as ${displayPath(aside)}.`].filter((n) => n !== "").join(" ");
-      }
-      await saveResNet18(model, modelPath); // atomic; untouched when nothing was trained, so 03's vectors stay valid
-      const record: ModelRecord = { format: "celeba-sae fine-tuned model", sha256: await artifactId(modelPath), steps: result.steps, fingerprint, initialWeights: source };
-      const temp = temporaryPathFor(files.modelRecord);
-      writeFileSync(temp, JSON.stringify(record, null, 1) + "\n");
-      renameSync(temp, files.modelRecord);
-    }
+    const saved = await saveFinetunedModel(model, files, { fingerprint: fingerprintOf(train), steps: result.steps, trained: result.stepsThisRun > 0, initialWeights: source });
+    const note = [result.note, saved.note].filter((n) => n !== "").join(" ");
     return { ...result, note, modelPath, initialWeights: source, images: dataset.count, engine: engine.description };
   } finally {
     await loader.close();
