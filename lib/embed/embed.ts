@@ -13,7 +13,7 @@
 // aside (face_vectors.before-<stamp>.npy …) and the images embedded afresh, and the result's note says why.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { tf, tidyValues } from "../kernels/backend";
 import type { EngineChoice, Preset, RunConfig } from "../run/config";
 import { openRunDataset, type RunDataset } from "../data/datasets";
@@ -25,7 +25,7 @@ import { checkFiniteRows, createNpyWriter, readNpy, temporaryPathFor, writeNpy }
 import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../model/onnx/session";
 import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
 import { displayPath } from "../util/project";
-import { asideName, asideStamp, runDir, runFiles } from "../run/files";
+import { asideName, asideStamp, runFiles } from "../run/files";
 import { artifactId } from "../util/artifact-id";
 import { removeDeadTemporaries } from "../util/temporaries";
 import { ProgressBar, type ProgressMode } from "../display/progress";
@@ -220,8 +220,8 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const path = runFiles(config.run).faceVectors;
   const filesPath = runFiles(config.run).faceVectorsFiles;
   const record = runFiles(config.run).faceVectorsRecord;
-  removeDeadTemporaries(runDir(config.run), "face_vectors.");
-  removeDeadTemporaries(runDir(config.run), "resnet18.onnx.");
+  const { faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel } = runFiles(config.run);
+  for (const written of [faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel]) removeDeadTemporaries(dirname(written), `${basename(written)}.tmp-`);
   const done = readJson(record) as EmbedRecord | null;
   const finished = done !== null && existsSync(path) && existsSync(filesPath);
   const intact = finished && typeof done.sha256 === "string" && done.sha256 === (await artifactId(path));
@@ -297,8 +297,8 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   } catch (error) {
     if (error instanceof BadImageError && config.onBadImage === "skip") {
       throw new Error(
-        `${error.message} It decoded when the run's images were checked, and changed since without a new size or modification time: ` +
-          `delete ${displayPath(runFiles(config.run).usableImages)} to check them again, then run notebook 02 and this one again.`,
+        `Could not decode image ${error.file}: ${error.reason}. It decoded when the run's images were checked and changed since without a new ` +
+          `size or modification time: delete ${displayPath(runFiles(config.run).usableImages)} to check them again, then run notebook 02 and this one again.`,
       );
     }
     throw error;
