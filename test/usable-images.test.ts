@@ -2,12 +2,12 @@
 // stage through openRunDataset, made again when the images change. A folder of 8 synthetic faces in CelebA's layout
 // with an empty JPEG and a truncated one in the middle.
 
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/run/config";
-import { loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
+import { imageCachePath, loadImages, openRunDataset, prepareDataset } from "../lib/data/datasets";
 import { openImageDataset, selectImages } from "../lib/data/image-dataset";
 import { generateSyntheticFaces } from "../lib/data/synthetic/faces";
 import { runDir, runFiles } from "../lib/run/files";
@@ -75,5 +75,16 @@ describe("the run's usable images", () => {
     expect(width).toBeGreaterThan(1);
     expect(Array.from(picked.attributes?.values ?? [])).toEqual([...row(1), ...row(6)]);
     expect(() => selectImages(all, [3, 2])).toThrow(/indices must ascend/);
+  });
+
+  it("decoded images are cached in the run folder when the dataset's folder is read-only, even for root", async () => {
+    const dataset = await openRunDataset(skip);
+    expect(imageCachePath(skip, dataset)).toBe(join(data, ".celeba-sae-cache", "images-post-32-n7.npy"));
+    chmodSync(data, 0o555);
+    try {
+      expect(imageCachePath(skip, dataset)).toBe(join(runFiles(run).imageCache, "images-post-32-n7.npy"));
+    } finally {
+      chmodSync(data, 0o755);
+    }
   });
 });

@@ -3,7 +3,7 @@
 // the user names.
 // The choice is recorded in runs/<run>/dataset.json so every later notebook opens exactly the same images.
 
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { datasetFolder, type RunConfig } from "../run/config";
 import { checkCelebAImages, describeCelebALayout, detectCelebALayout } from "./celeba-layout";
@@ -242,11 +242,16 @@ export function imagesOfSamePerson(dataset: ImageDataset, index: number): number
  */
 export function imageCachePath(config: RunConfig, dataset: ImageDataset): string | undefined {
   if (!config.imageCache) return undefined;
-  let folder = join(dataset.root, ".celeba-sae-cache");
-  try {
-    accessSync(dataset.root, constants.W_OK);
-  } catch {
-    folder = runFiles(config.run).imageCache;
-  }
+  const folder = writableFolder(dataset.root) ? join(dataset.root, ".celeba-sae-cache") : runFiles(config.run).imageCache;
   return join(folder, `images-${config.resize}-${config.imageSize}-n${dataset.count}.npy`);
+}
+
+/** Whether we may write into `folder`: access() says so, and its mode does not mark it read-only (root passes access()). */
+function writableFolder(folder: string): boolean {
+  try {
+    accessSync(folder, constants.W_OK);
+    return (statSync(folder).mode & 0o222) !== 0;
+  } catch {
+    return false;
+  }
 }
