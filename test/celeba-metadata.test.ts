@@ -14,8 +14,10 @@ import {
   parseAttributeCsv,
   parseAttributeTxt,
   parsePartitionCsv,
+  parseIdentityTxt,
   parsePartitionTxt,
   readAttributes,
+  readIdentityTxt,
   readPartition,
   splitCounts,
   type AttributeTable,
@@ -146,5 +148,26 @@ describe("reading files in either format", () => {
     const partition = join(dir, "list_eval_partition.txt");
     writeFileSync(partition, "000001.jpg 0\n000002.jpg 5\n");
     await expect(readPartition(partition)).rejects.toThrow(`${partition}, line 2: partition "5"`);
+  });
+});
+
+describe("numbers out of range are errors naming the file and line", () => {
+  it("an attribute file announcing more images than it has rows (1e12) fails on line 1 before allocating anything", async () => {
+    const file = join(dir, "list_attr_celeba.txt");
+    writeFileSync(file, TXT.replace(/^3\n/, "1000000000000\n"));
+    await expect(readAttributes(file)).rejects.toThrow(MetadataFormatError);
+    await expect(readAttributes(file)).rejects.toThrow(`${file}, line 1: the image count 1000000000000 is more than the 3 rows below it`);
+    writeFileSync(file, TXT.replace(/^3\n/, "1e12\n"));
+    await expect(readAttributes(file)).rejects.toThrow(`${file}, line 1: expected the image count (a whole number), found "1e12"`);
+  });
+
+  it("an identity beyond 32 bits is refused instead of wrapping", async () => {
+    const file = join(dir, "identity_CelebA.txt");
+    writeFileSync(file, "000001.jpg 2880\n000002.jpg 99999999999\n");
+    await expect(readIdentityTxt(file)).rejects.toThrow(
+      `${file}, line 2: identity 99999999999 is out of range: identities are whole numbers from 0 to 2147483647`,
+    );
+    expect(() => parseIdentityTxt("000001.jpg -3\n", "ids.txt")).toThrow("ids.txt, line 1: identity -3 is out of range");
+    expect(Array.from(parseIdentityTxt("000001.jpg 2147483647\n").ids)).toEqual([2147483647]);
   });
 });

@@ -42,6 +42,28 @@ describe("run config", () => {
     expect(() => validateConfig({ ...defaultConfig(), finetune: 3 })).toThrow(/"finetune" must be an object/);
   });
 
+  it("refuses feature lists beyond the dictionary (or the 512 dense dimensions) when the config is made, naming the valid range", () => {
+    expect(() => applyOverrides(defaultConfig(), ["blindTest.features=0-1000000000"])).toThrow(
+      /blindTest\.features = "0-1000000000" names feature 1000000000, but features run from 0 to 511 \(sae\.dictionarySize is 512\)/,
+    );
+    expect(() => applyOverrides(defaultConfig(), ["sae.dictionarySize=16"])).toThrow(/blindTest\.features = "16-31" names feature 31, but features run from 0 to 15/);
+    expect(applyOverrides(defaultConfig(), ["sae.dictionarySize=16", "blindTest.features=8-15"]).blindTest.features).toBe("8-15");
+    expect(() => applyOverrides(defaultConfig(), ["sae.dictionarySize=4096", "inspect.features=600"])).toThrow(
+      /inspect\.features = "600" names feature 600, but features run from 0 to 511 \(the embedding has 512 dense dimensions\)/,
+    );
+    expect(() => validateConfig({ ...defaultConfig(), inspect: { ...defaultConfig().inspect, features: "9-3" } })).toThrow(/inspect\.features.*runs backwards/);
+  });
+
+  it("refuses seeds outside 0 … 2³² − 1 (they wrapped onto other seeds) and a TopK k above the dictionary size", () => {
+    for (const key of ["seed", "blindTest.seed", "synthetic.seed"]) {
+      expect(() => applyOverrides(defaultConfig(), [`${key}=4294967296`])).toThrow(new RegExp(`${key.replace(".", "\\.")} takes a whole number from 0 to 4294967295`));
+      expect(() => applyOverrides(defaultConfig(), [`${key}=-1`])).toThrow(/from 0 to 4294967295/);
+    }
+    expect(applyOverrides(defaultConfig(), ["seed=4294967295"]).seed).toBe(4294967295);
+    expect(() => applyOverrides(defaultConfig(), ["sae.architecture=topk", "sae.k=600"])).toThrow(/sae\.k \(600\) cannot exceed sae\.dictionarySize \(512\)/);
+    expect(applyOverrides(defaultConfig(), ["sae.architecture=topk", "sae.k=512"]).sae.k).toBe(512);
+  });
+
   it("fills settings missing from an older config.json with the defaults", () => {
     const c = validateConfig({ run: "old", imageSize: 64 });
     expect(c.imageSize).toBe(64);

@@ -1,8 +1,9 @@
 // Embedding: every image in listing order, eval mode, into face_vectors.npy (read back by numpy) and its file list;
 // resumable in parts; not recomputed when done. A narrow ResNet18 (width 4) on 12 synthetic faces at 32×32.
 
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig, saveRunConfig, type RunConfig } from "../lib/run/config";
@@ -11,6 +12,7 @@ import { embedBatch, embedDataset, readFaceVectors } from "../lib/embed/embed";
 
 import { runDir, runFiles } from "../lib/run/files";
 import { createResNet18, saveResNet18 } from "../lib/model/resnet18";
+import { artifactId } from "../lib/util/artifact-id";
 
 const run = `test-embed-${process.pid}`;
 let config: RunConfig;
@@ -65,5 +67,45 @@ describe("embedDataset", () => {
     const again = await embedDataset(config, { progress: "silent" });
     expect(again.alreadyDone).toBe(true);
     expect(again.rows).toBe(12);
+  });
+
+  it("records the vectors' SHA-256, and embeds again — setting the old vectors aside — when the model changes under the same name, size and time", async () => {
+    const record = JSON.parse(readFileSync(runFiles(run).faceVectorsRecord, "utf8")) as { sha256: string };
+    expect(record.sha256).toBe(await artifactId(runFiles(run).faceVectors));
+    const before = readFileSync(runFiles(run).faceVectors);
+    const { atime, mtime, size } = statSync(runFiles(run).model);
+    const other = createResNet18({ width: 4, seed: 4 }); // fine-tuned again, say, and restored with its old time
+    await saveResNet18(other, runFiles(run).model);
+    other.dispose();
+    utimesSync(runFiles(run).model, atime, mtime);
+    expect(statSync(runFiles(run).model).size).toBe(size);
+
+    const result = await embedDataset(config, { progress: "silent" });
+    expect(result.alreadyDone).toBe(false);
+    expect(result.note).toMatch(/not reused \(the fine-tuned model changed .*\): they were set aside as runs\/.*\/face_vectors\.before-\d{8}-\d{6}\.npy/);
+    expect(readFileSync(runFiles(run).faceVectors).equals(before)).toBe(false);
+    const aside = readdirSync(runDir(run)).filter((n) => n.startsWith("face_vectors.before-")).sort();
+    expect(aside.map((n) => n.replace(/\d{8}-\d{6}/, "*"))).toEqual(["face_vectors.before-*.files.txt", "face_vectors.before-*.json", "face_vectors.before-*.npy"]);
+    expect(readFileSync(join(runDir(run), aside[2])).equals(before)).toBe(true);
+    expect(result.sha256).toBe(await artifactId(runFiles(run).faceVectors));
+  });
+
+  it("does not trust face_vectors.npy changed since it was written", async () => {
+    const bytes = readFileSync(runFiles(run).faceVectors);
+    bytes[bytes.length - 1] ^= 0x55;
+    writeFileSync(runFiles(run).faceVectors, bytes);
+    const result = await embedDataset(config, { progress: "silent" });
+    expect(result.alreadyDone).toBe(false);
+    expect(result.note).toMatch(/it changed since it was written/);
+    expect((await embedDataset(config, { progress: "silent" })).alreadyDone).toBe(true);
+  });
+
+  it("removes the temporaries of a killed embedding on the next start", async () => {
+    const dead = spawnSync("true").pid;
+    const left = `${runFiles(run).faceVectors}.tmp-${dead}-0badc0de`;
+    writeFileSync(left, "half a file");
+    rmSync(runFiles(run).faceVectorsRecord);
+    await embedDataset(config, { progress: "silent" });
+    expect(existsSync(left)).toBe(false);
   });
 });

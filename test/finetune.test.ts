@@ -1,7 +1,7 @@
 // Fine-tuning: the post's losses against PyTorch, gradient-cache chunking, Adam, memory, checkpoints and resume,
 // the NaN guard. A tiny stand-in with ResNet18's interface keeps it fast (the cpu backend: it has every gradient).
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -313,9 +313,11 @@ describe("training loop", () => {
     expect(done.stepsThisRun).toBe(0); // a finished run is not trained again
     const changed = await trainModel({ ...common, settings: { ...settings, learningRate: 1e-3, maxSteps: 1 }, model: resumed, batches: fakeSource(8), checkpointDir: join(scratch, "b") });
     expect(changed.resumedFrom).toBeNull();
-    expect(changed.note).toMatch(/other settings: training started afresh, and they were moved to .*other-settings/);
+    expect(changed.note).toMatch(/other inputs or settings \(learningRate: 0\.01 → 0\.001\): training started afresh, and they were set aside in .*b\.before-/);
     expect(listCheckpoints(join(scratch, "b")).map((c) => c.step)).toEqual([1]);
-    expect(listCheckpoints(join(scratch, "b", "other-settings")).map((c) => c.step)).toEqual([4, 6]);
+    const aside = readdirSync(scratch).filter((n) => n.startsWith("b.before-"));
+    expect(aside).toHaveLength(1);
+    expect(listCheckpoints(join(scratch, aside[0])).map((c) => c.step)).toEqual([4, 6]);
     straight.dispose();
     resumed.dispose();
   });

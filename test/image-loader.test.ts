@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -18,6 +18,7 @@ import {
   type RgbImage,
 } from "../lib/data/image-loader";
 import { readNpyHeader, readNpyRows } from "../lib/formats/npy";
+import { MAX_IMAGE_PIXELS } from "../lib/kernels/turbojpeg";
 import { projectRoot } from "../lib/util/project";
 
 let dir: string;
@@ -80,6 +81,8 @@ async function collect(batches: AsyncGenerator<ImageBatch>): Promise<ImageBatch[
   for await (const b of batches) out.push(b);
   return out;
 }
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -313,6 +316,62 @@ describe("bad images", () => {
     expect(loader.stats.skipped).toBe(6); // counted per pass
     expect(loader.stats.badImages).toHaveLength(3); // listed once
   });
+
+  it("check() lists every unreadable image in listing order whatever the policy; a complete cache answers it without decoding", async () => {
+    const loader = createImageLoader(files, { size: 8, mode: "post", batchSize: 2 }); // onBadImage: "error"
+    const progress: number[] = [];
+    const found = await loader.check((done) => progress.push(done));
+    expect(found.map((b) => [b.index, b.file])).toEqual([[1, truncated], [3, text], [5, missing]]);
+    expect(found[2].reason).toMatch(/does not exist/);
+    expect(progress[progress.length - 1]).toBe(files.length);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    const cache = join(dir, "cache-check.npy");
+    const first = createImageLoader(files, { size: 8, mode: "post", batchSize: 2, cache });
+    expect((await first.check()).map((b) => b.index)).toEqual([1, 3, 5]);
+    expect(first.stats.cache).toBe("built");
+    await first.close();
+    const second = createImageLoader(files, { size: 8, mode: "post", batchSize: 2, cache });
+    expect((await second.check()).map((b) => b.index)).toEqual([1, 3, 5]);
+    expect(second.stats).toMatchObject({ decoded: 0, cacheReads: 0, cache: "hit" });
+    await second.close();
+  });
+
+  it("an empty (0-byte) file is a bad image named with its file, in both modes and under both policies", async () => {
+    const empty = join(dir, "bad", "empty.jpg");
+    await writeFile(empty, "");
+    const list = [files[0], empty, files[2]];
+    const named = new RegExp(`Could not decode image ${escapeRegExp(empty)}: the file is empty \\(0 bytes\\)`);
+    for (const mode of ["post", "recommended"] as const) {
+      await expect(decodeImage(empty, { size: 8, mode })).rejects.toThrow(named);
+      const strict = createImageLoader(list, { size: 8, mode, batchSize: 3 });
+      await expect(collect(strict.batches())).rejects.toThrow(named);
+      const lenient = createImageLoader(list, { size: 8, mode, batchSize: 3, onBadImage: "skip" });
+      const batches = await collect(lenient.batches());
+      expect(batches.map((b) => Array.from(b.indices))).toEqual([[0, 2]]);
+      expect(lenient.stats.badImages).toEqual([{ file: empty, reason: "the file is empty (0 bytes)" }]);
+    }
+    await expect(decodeRgb(empty)).rejects.toThrow(BadImageError);
+  });
+
+  it("refuses from its header an image claiming more pixels than a face photo has (16000² in a few hundred bytes), in both modes", async () => {
+    const small = await readFile(files[0]);
+    const sof = small.indexOf(Buffer.from([0xff, 0xc0])); // baseline frame header: FF C0, length, precision, height, width
+    const huge = Buffer.from(small);
+    huge.writeUInt16BE(16000, sof + 5);
+    huge.writeUInt16BE(16000, sof + 7);
+    const file = join(dir, "bad", "huge-header.jpg");
+    await writeFile(file, huge);
+    expect(huge.length).toBeLessThan(1000);
+    for (const mode of ["post", "recommended"] as const) {
+      const started = performance.now();
+      await expect(decodeImage(file, { size: 8, mode })).rejects.toThrow(
+        new RegExp(`Could not decode image ${escapeRegExp(file)}: it is 16000×16000 pixels, more than the ${MAX_IMAGE_PIXELS} .*refused from its header`),
+      );
+      expect(performance.now() - started).toBeLessThan(2000);
+    }
+    const lenient = createImageLoader([files[0], file, files[2]], { size: 8, mode: "post", batchSize: 3, onBadImage: "skip" });
+    expect((await collect(lenient.batches())).map((b) => Array.from(b.indices))).toEqual([[0, 2]]);
+  });
 });
 
 describe("uint8 cache", () => {
@@ -394,6 +453,25 @@ describe("uint8 cache", () => {
     await same.buildCache();
     expect(same.stats).toMatchObject({ decoded: 0, cache: "hit" });
     await same.close();
+  });
+
+  it("is rebuilt when an image is replaced in place under the same name, saying so", async () => {
+    const replaced = join(dir, "cached", "replaced.jpg");
+    await noiseJpeg(replaced, 25, 31, 1);
+    const list = [files[0], replaced, files[2]];
+    const cache = join(dir, "cache-replaced.npy");
+    const first = createImageLoader(list, { size: 8, mode: "post", batchSize: 3, cache });
+    await first.buildCache();
+    await first.close();
+    await noiseJpeg(replaced, 25, 31, 2); // other pixels, same name
+    await utimes(replaced, new Date(), new Date(Date.now() + 5000)); // a later modification time, whatever the clock's grain
+    const again = createImageLoader(list, { size: 8, mode: "post", batchSize: 3, cache });
+    const [batch] = await collect(again.batches());
+    expect(again.stats).toMatchObject({ decoded: 3, cache: "built" });
+    expect(again.stats.cacheNote).toMatch(/the images changed since it was built/);
+    const fresh = await decodeImage(replaced, { size: 8, mode: "post" });
+    expect(maxAbsDiff(batch.data.subarray(8 * 8 * 3, 2 * 8 * 8 * 3), fresh.data)).toBeLessThanOrEqual(0.5 / 255 + 1e-6);
+    await again.close();
   });
 
   it("remembers bad images: skipped again from the cache without decoding, or named in error mode", async () => {

@@ -47,7 +47,7 @@ describe("presets", () => {
 
 describe("createRunSae", () => {
   it("builds the SAE a run's config asks for", () => {
-    const config = applyOverrides(defaultConfig("x"), ["sae.preset=recommended", "sae.architecture=topk", "sae.k=4", "sae.dictionarySize=16", "sae.epochs=3", "seed=9"]);
+    const config = applyOverrides(defaultConfig("x"), ["sae.preset=recommended", "sae.architecture=topk", "sae.k=4", "sae.dictionarySize=16", "blindTest.features=0-15", "sae.epochs=3", "seed=9"]);
     const sae = createRunSae(config, 8);
     expect(sae.meta).toMatchObject({ preset: "recommended", architecture: "topk", k: 4, inputDim: 8, dictionarySize: 16, inputScaling: { kind: "fixed-scale" } });
     expect(sae.meta.training).toMatchObject({ epochs: 3, seed: 9, l1: 0, auxK: 16 });

@@ -59,10 +59,11 @@ export function formatAttributeTxt(table: AttributeTable): string {
  */
 export function parseAttributeTxt(text: string, source = "list_attr_celeba.txt"): AttributeTable {
   const lines = text.split(/\r?\n/);
-  const count = Number(lines[0]?.trim());
-  if (!Number.isInteger(count) || count < 0) {
-    throw new MetadataFormatError(source, 1, `expected the image count, found "${lines[0] ?? ""}"`);
-  }
+  const countText = (lines[0] ?? "").trim();
+  if (!/^\d+$/.test(countText)) throw new MetadataFormatError(source, 1, `expected the image count (a whole number), found "${lines[0] ?? ""}"`);
+  const count = Number(countText);
+  const rows = lines.slice(2).filter((line) => line.trim() !== "").length;
+  if (count > rows) throw new MetadataFormatError(source, 1, `the image count ${countText} is more than the ${rows} rows below it`);
   const names = (lines[1] ?? "").trim().split(/\s+/).filter((s) => s.length > 0);
   if (names.length === 0) throw new MetadataFormatError(source, 2, "expected the attribute names");
   const files: string[] = [];
@@ -92,6 +93,9 @@ export function formatIdentityTxt(table: IdentityTable): string {
   return table.files.map((file, i) => `${file} ${table.ids[i]}\n`).join("");
 }
 
+/** The largest identity number: identities are kept as 32-bit integers (−1 marks an unknown one). */
+const MAX_IDENTITY = 2 ** 31 - 1;
+
 /** Parses CelebA's `identity_CelebA.txt` format: `file identity` per line. */
 export function parseIdentityTxt(text: string, source = "identity_CelebA.txt"): IdentityTable {
   const files: string[] = [];
@@ -102,6 +106,9 @@ export function parseIdentityTxt(text: string, source = "identity_CelebA.txt"): 
     const id = Number(fields[1]);
     if (fields.length !== 2 || !Number.isInteger(id)) {
       throw new MetadataFormatError(source, n + 1, `expected "<file> <integer identity>", found "${line}"`);
+    }
+    if (id < 0 || id > MAX_IDENTITY) {
+      throw new MetadataFormatError(source, n + 1, `identity ${fields[1]} is out of range: identities are whole numbers from 0 to ${MAX_IDENTITY}`);
     }
     files.push(fields[0]);
     ids.push(id);

@@ -3,11 +3,11 @@
 // the user names.
 // The choice is recorded in runs/<run>/dataset.json so every later notebook opens exactly the same images.
 
-import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { datasetFolder, type RunConfig } from "../run/config";
 import { checkCelebAImages, describeCelebALayout, detectCelebALayout } from "./celeba-layout";
-import { CELEBA_IMAGE_FOLDER, openImageDataset, type ImageDataset } from "./image-dataset";
+import { CELEBA_IMAGE_FOLDER, openImageDataset, selectImages, type ImageDataset } from "./image-dataset";
 import { createImageLoader, type ImageBatch } from "./image-loader";
 import { credentialsHelp, KaggleError, kaggleCredentialSource, kaggleJsonPath } from "./kaggle-credentials";
 import { CELEBA_DATASET, downloadKaggleDataset, kaggleArchivePath } from "./kaggle-download";
@@ -20,6 +20,8 @@ import { EXTRACTION_MARKER } from "./zip/safety";
 import { SYNTHETIC_ATTRIBUTES } from "./synthetic/attributes";
 import type { Row } from "../display/html-table";
 import { writeFileAtomicSync } from "../util/atomic-write";
+import { checkUsableImages, describeUsableImages, storedUsableImages, usableIndices, type UnusableImage, type UsableImagesRecord } from "./usable-images";
+import type { ProgressMode } from "../display/progress";
 
 export type DatasetKind = "synthetic" | "celeba" | "folder";
 
@@ -129,9 +131,10 @@ export async function describeCelebAFolder(folder: string): Promise<string[]> {
 
 /**
  * Makes the run's dataset ready — generates the synthetic faces, or downloads and unzips CelebA (each skipped when
- * already complete) — checks that the folder lists images, and records the choice in runs/<run>/dataset.json.
+ * already complete) — checks that the folder lists images, records the choice in runs/<run>/dataset.json, and
+ * decodes every image once to find the usable ones (runs/<run>/usable_images.json); the note says what it found.
  */
-export async function prepareDataset(config: RunConfig): Promise<PreparedDataset> {
+export async function prepareDataset(config: RunConfig, options: { progress?: ProgressMode } = {}): Promise<PreparedDataset> {
   const prepared = resolveDataset(config);
   if (prepared.kind === "synthetic") await prepareSynthetic(config, prepared.folder);
   if (prepared.kind === "celeba") await prepareCelebA(prepared.folder);
@@ -140,17 +143,55 @@ export async function prepareDataset(config: RunConfig): Promise<PreparedDataset
   const record = { ...prepared, folder: displayPath(prepared.folder), images: dataset.count };
   const path = runFiles(config.run).dataset;
   writeFileAtomicSync(path, JSON.stringify(record, null, 2) + "\n");
-  return prepared;
+  const usable = await runUsableImages(config, dataset, options.progress);
+  const found = describeUsableImages(usable, config.onBadImage, displayPath(runFiles(config.run).usableImages));
+  return { ...prepared, note: `${prepared.note}\n${found}` };
 }
 
-/** Opens the run's dataset as notebook 01 recorded it (with its attribute and identity tables). */
-export async function openRunDataset(config: RunConfig): Promise<ImageDataset> {
+/**
+ * The run's usable images (runs/<run>/usable_images.json), checked now — every image decoded once, filling the image
+ * cache — when they have not been, or the dataset's images changed since. Under onBadImage=skip with images left
+ * out, the cache of every listed image is removed afterwards: the stages read the usable ones, in a cache of their own.
+ */
+async function runUsableImages(config: RunConfig, dataset: ImageDataset, progress?: ProgressMode): Promise<UsableImagesRecord> {
+  const path = runFiles(config.run).usableImages;
+  const stored = await storedUsableImages(path, dataset, config.resize);
+  if ("record" in stored) return stored.record;
+  if (existsSync(path)) console.log(`Checking the images again: ${stored.stale}.`);
+  const cache = imageCachePath(config, dataset);
+  const record = await checkUsableImages(path, dataset, { size: config.imageSize, mode: config.resize, cache, progress });
+  if (cache !== undefined && config.onBadImage === "skip" && record.unusable.length > 0) {
+    for (const file of [cache, `${cache}.json`]) rmSync(file, { force: true });
+  }
+  return record;
+}
+
+/** A run's dataset: the images its stages use, and what they are. */
+export interface RunDataset extends ImageDataset {
+  /**
+   * The id of these images (names, sizes, modification times: lib/data/image-files-id), on which the stages key what
+   * they make from them: usable_images.json's `sha256` under onBadImage=skip, the id of every listed image under error.
+   */
+  readonly imagesId: string;
+  /** Images that cannot be decoded: left out (skip), or where the first stage to reach one stops (error). */
+  readonly unusable: readonly UnusableImage[];
+}
+
+/**
+ * Opens the run's dataset as notebook 01 recorded it (with its attribute and identity tables). Under onBadImage=skip
+ * it holds only the usable images (checked again first when the images changed), so that every stage sees the same
+ * images in the same order.
+ */
+export async function openRunDataset(config: RunConfig, options: { progress?: ProgressMode } = {}): Promise<RunDataset> {
   const path = runFiles(config.run).dataset;
   if (!existsSync(path)) {
     throw new Error(`${path} does not exist: run notebook 01-download first (npm run notebooks -- --run ${config.run} --only 01).`);
   }
   const record = JSON.parse(readFileSync(path, "utf8")) as PreparedDataset;
-  return openImageDataset(resolve(projectRoot(), record.folder), { limit: config.limit ?? undefined });
+  const dataset = await openImageDataset(resolve(projectRoot(), record.folder), { limit: config.limit ?? undefined });
+  const usable = await runUsableImages(config, dataset, options.progress);
+  if (config.onBadImage === "error" || usable.unusable.length === 0) return { ...dataset, imagesId: usable.listedImagesId, unusable: usable.unusable };
+  return { ...selectImages(dataset, usableIndices(dataset, usable)), imagesId: usable.sha256, unusable: usable.unusable };
 }
 
 /** Decodes the images at `indices` as the run does (size and resize mode from the config), as one NHWC batch. */
@@ -202,11 +243,16 @@ export function imagesOfSamePerson(dataset: ImageDataset, index: number): number
  */
 export function imageCachePath(config: RunConfig, dataset: ImageDataset): string | undefined {
   if (!config.imageCache) return undefined;
-  let folder = join(dataset.root, ".celeba-sae-cache");
-  try {
-    accessSync(dataset.root, constants.W_OK);
-  } catch {
-    folder = runFiles(config.run).imageCache;
-  }
+  const folder = writableFolder(dataset.root) ? join(dataset.root, ".celeba-sae-cache") : runFiles(config.run).imageCache;
   return join(folder, `images-${config.resize}-${config.imageSize}-n${dataset.count}.npy`);
+}
+
+/** Whether we may write into `folder`: access() says so, and its mode does not mark it read-only (root passes access()). */
+function writableFolder(folder: string): boolean {
+  try {
+    accessSync(folder, constants.W_OK);
+    return (statSync(folder).mode & 0o222) !== 0;
+  } catch {
+    return false;
+  }
 }

@@ -4,7 +4,8 @@
 // image cache) are sent back.
 
 import { parentPort, workerData } from "node:worker_threads";
-import { BadImageError, decodeInto, decodeUint8 } from "./image-loader";
+import { BadImageError } from "./image-decode";
+import { decodeInto, decodeUint8 } from "./image-resize";
 import { DECODE_WORKER_MARK, type DecodeReply, type DecodeRequest } from "./decode-pool";
 
 /** Does one job: the reply says how it went (an image that cannot be decoded is `bad`). */

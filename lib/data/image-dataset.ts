@@ -340,3 +340,33 @@ export async function openImageDataset(root: string, options: OpenImageDatasetOp
     },
   };
 }
+
+/** Rows `indices` of a row-major table `width` values wide. */
+function pickRows<T extends Int8Array | Int32Array | Uint8Array>(values: T, width: number, indices: readonly number[], make: (length: number) => T): T {
+  const out = make(indices.length * width);
+  indices.forEach((i, k) => out.set(values.subarray(i * width, (i + 1) * width), k * width));
+  return out;
+}
+
+/**
+ * The dataset restricted to the images at `indices` (ascending), with their attribute, identity and partition rows:
+ * image k of the result is image `indices[k]` of `dataset`. What the run's stages see when images are left out.
+ */
+export function selectImages(dataset: ImageDataset, indices: readonly number[]): ImageDataset {
+  indices.forEach((index, k) => {
+    if (!Number.isInteger(index) || index < 0 || index >= dataset.count || (k > 0 && index <= indices[k - 1])) {
+      throw new RangeError(`selectImages: indices must ascend within 0 … ${dataset.count - 1}; got ${index} at position ${k}`);
+    }
+  });
+  const pick = <T>(items: readonly T[]): T[] => indices.map((i) => items[i]);
+  const { attributes, identities, partition } = dataset;
+  return {
+    ...dataset,
+    files: pick(dataset.files),
+    paths: pick(dataset.paths),
+    count: indices.length,
+    attributes: attributes && { names: attributes.names, files: pick(attributes.files), values: pickRows(attributes.values, attributes.names.length, indices, (n) => new Int8Array(n)) },
+    identities: identities && { files: pick(identities.files), ids: pickRows(identities.ids, 1, indices, (n) => new Int32Array(n)) },
+    partition: partition && { files: pick(partition.files), split: pickRows(partition.split, 1, indices, (n) => new Uint8Array(n)) },
+  };
+}

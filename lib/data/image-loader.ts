@@ -1,304 +1,33 @@
-// Images in, float32 NHWC batches out: decoding (TurboJPEG or sharp, on lib/data/decode-pool's threads in `post` mode),
-// resizing the post's way or a better way, decoding ahead of the consumer, and an optional uint8 cache so that later
-// epochs do not decode again.
-//
-// Resize modes
-//   post         The post's `T.Compose([T.ToTensor(), T.Resize((224, 224))])`: the image becomes a float tensor in
-//                [0, 1] first, then `Resize` on a tensor calls `F.interpolate(mode="bilinear", align_corners=False,
-//                antialias=False)` (torchvision < 0.17 defaulted `antialias=None`, which means False for tensors —
-//                the warning printed in the post). That stretches to size×size ignoring the aspect ratio and, when
-//                shrinking, samples just the 2×2 nearest pixels, so it aliases. sharp has no such non-antialiased
-//                kernel, so the image is only decoded (to RGB uint8 at its own size — byte-identical to PIL on
-//                CelebA's JPEGs: lib/kernels/turbojpeg's TurboJPEG where it loads, else sharp, all libjpeg-turbo) and
-//                `resizeBilinearTorch` below applies torch's formula (in lib/kernels/resize-kernel's WebAssembly SIMD).
-//                Against PIL's decode plus torchvision's own transforms (torch 1.13) it differs by at most 1.2e-7
-//                (one float32 step) on real CelebA faces at 224, 100 and 64 px; test/image-loader.test.ts checks it
-//                against PyTorch's output (test/fixtures/resize) and against the formula written out independently.
-//                sharp's own "linear" kernel (different pixel-centre convention, antialiased when shrinking) is up to
-//                0.24 away (mean 0.011) on the same faces, hence not used.
-//   recommended  Centre-crop to a square (torchvision `CenterCrop` offsets), then resize with sharp's antialiased
-//                Lanczos-3 kernel: faces keep their proportions and downscaling does not alias.
-// Both: RGB (an alpha channel is dropped, as PIL's `convert("RGB")` drops it; greyscale is repeated in R, G, B),
-// values in [0, 1], EXIF orientation not applied (PIL, and so ImageFolder, does not apply it either).
-// CMYK JPEGs are converted through an ICC profile by sharp, unlike PIL's naive formula; CelebA has none.
-//
-// The cache (`cache: path.npy`) is a uint8 `.npy` of shape (N, size, size, 3) with its key — size, mode, count and
-// a SHA-256 of the file list — in `path.npy.json`. A missing or stale cache is built during the first pass (rows
-// written at their offsets into a temporary file, renamed into place when every row is written); later passes read
-// batches from it with positioned reads, never the whole file. Cached values are uint8, so in `post` mode they are
-// the float result rounded to the nearest 1/255 (at most 0.5/255 ≈ 0.002 away); every pass of a cached loader,
-// including the first, returns these rounded values, so all epochs see identical inputs. The key covers the list of
-// paths, not the files' contents: after replacing images in place under the same names, delete the cache. A pass
-// over only some images (a partial order, or stopping early) leaves the cache unfinished; a later pass of the same
-// loader decodes only what is missing, and `buildCache()` finishes it outright.
+// Images in, float32 NHWC batches out: decoding (lib/data/image-decode; on lib/data/decode-pool's threads in `post`
+// mode), resizing the post's way or a better way (lib/data/image-resize), decoding ahead of the consumer, and an
+// optional uint8 cache (lib/data/image-cache) so that later epochs do not decode again.
 
-import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { basename, dirname, join } from "node:path";
-import sharp, { type Metadata, type Sharp } from "sharp";
+
+import { basename, dirname } from "node:path";
+
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { encodeNpyHeader, readNpyHeader } from "../formats/npy";
+
 import { temporaryPathFor, writeFileAtomic } from "../util/atomic-write";
+
 import { DecodeImageError, DecodeThreadError, decodePool, type DecodePool } from "./decode-pool";
-import { resizeKernel } from "../kernels/resize-kernel";
-import { jpegDecoder } from "../kernels/turbojpeg";
 
-/** How images become size×size: the post's stretch-and-bilinear, or centre-crop and Lanczos-3. */
-export type ResizeMode = "post" | "recommended";
-export const RESIZE_MODES: readonly ResizeMode[] = ["post", "recommended"];
+import { BadImageError, checkResizeOptions, type BadImagePolicy, type ResizeMode, type ResizeOptions } from "./image-decode";
 
-/** What to do with an image that cannot be read or decoded. */
-export type BadImagePolicy = "error" | "skip";
+import { bytesToUnitFloat, decodeInto, decodeUint8 } from "./image-resize";
 
-export interface ResizeOptions {
-  /** Side of the square output, in pixels (the post: 224). */
-  readonly size: number;
-  readonly mode: ResizeMode;
-}
+import {
+  BAD, NOT_WRITTEN, WRITTEN, cacheKeyFor, readAt, staleReason, type BuildingCache, type CacheMeta, type CacheState, type RowFile,
+} from "./image-cache";
 
-/** One decoded image: `data[(y * width + x) * 3 + c]`, RGB. */
-export interface RgbImage<T extends Uint8Array | Float32Array = Uint8Array> {
-  readonly data: T;
-  readonly width: number;
-  readonly height: number;
-}
+import { removeDeadTemporaries } from "../util/temporaries";
 
-/** An image that could not be read or decoded, naming the file (absolute path) and how to go on without it. */
-export class BadImageError extends Error {
-  constructor(
-    readonly file: string,
-    readonly reason: string,
-  ) {
-    super(
-      `Could not decode image ${file}: ${reason}. Replace or delete the file, or set onBadImage: "skip" ` +
-        "to leave unreadable images out of the batches (they are counted and listed in the loader's stats).",
-    );
-    this.name = "BadImageError";
-  }
-}
 
-function checkResizeOptions({ size, mode }: ResizeOptions): void {
-  if (!Number.isSafeInteger(size) || size < 1 || size > 4096) throw new RangeError(`image size must be a whole number of pixels from 1 to 4096, got ${size}`);
-  if (!RESIZE_MODES.includes(mode)) throw new RangeError(`resize mode must be one of ${RESIZE_MODES.join(", ")}, got ${String(mode)}`);
-}
-
-/** Keeps R, G, B of 1–4 channel pixels: grey is repeated, alpha dropped. */
-function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
-  if (channels === 3) return data;
-  const out = new Uint8Array(pixels * 3);
-  for (let p = 0; p < pixels; p++) {
-    const s = p * channels;
-    if (channels <= 2) {
-      out[p * 3] = out[p * 3 + 1] = out[p * 3 + 2] = data[s];
-    } else {
-      out[p * 3] = data[s];
-      out[p * 3 + 1] = data[s + 1];
-      out[p * 3 + 2] = data[s + 2];
-    }
-  }
-  return out;
-}
-
-/** The file's bytes; `blocking` reads on this thread (for a small file, much cheaper than the async read). */
-async function readBytes(file: string, blocking = false): Promise<Buffer> {
-  try {
-    return blocking ? readFileSync(file) : await readFile(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new BadImageError(file, code === "ENOENT" ? "the file does not exist" : `the file cannot be read (${code ?? String(error)})`);
-  }
-}
-
-/** libvips repeats its warnings over several lines; one line, each message once, reads better in an error. */
-function reasonOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return [...new Set(text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== ""))].join("; ");
-}
-
-async function rawRgb(file: string, pipeline: Sharp): Promise<RgbImage> {
-  try {
-    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return { data: toRgb(bytes, info.width * info.height, info.channels), width: info.width, height: info.height };
-  } catch (error) {
-    throw new BadImageError(file, reasonOf(error));
-  }
-}
-
-/**
- * Decodes an image file to RGB uint8 at its own size (what PIL's `Image.open(f).convert("RGB")` gives). With
- * `blocking`, the file read and a TurboJPEG decode block this thread (lib/data/decode-worker's threads do that).
- */
-export async function decodeRgb(file: string, blocking = false): Promise<RgbImage> {
-  const bytes = await readBytes(file, blocking);
-  const { turbo } = jpegDecoder();
-  if (turbo !== null) {
-    let image: RgbImage | null;
-    try {
-      image = await turbo.decode(bytes, blocking);
-    } catch (error) {
-      throw new BadImageError(file, reasonOf(error));
-    }
-    if (image !== null) return image;
-  }
-  return rawRgb(file, sharp(bytes, { failOn: "warning" }));
-}
-
-/** Python's `round()`: halves go to the even neighbour (torchvision's `CenterCrop` uses it for its offsets). */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** The centred square torchvision's `CenterCrop(min(w, h))` keeps: left, top and side. */
-export function centreSquare(width: number, height: number): { left: number; top: number; side: number } {
-  const side = Math.min(width, height);
-  return { left: roundHalfEven((width - side) / 2), top: roundHalfEven((height - side) / 2), side };
-}
-
-/** Decodes, centre-crops to a square and resizes with Lanczos-3 (the `recommended` mode), RGB uint8. */
-export async function decodeRecommended(file: string, size: number): Promise<RgbImage> {
-  const bytes = await readBytes(file);
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { failOn: "warning" }).metadata();
-  } catch (error) {
-    throw new BadImageError(file, reasonOf(error));
-  }
-  const { left, top, side } = centreSquare(meta.width ?? 0, meta.height ?? 0);
-  const pipeline = sharp(bytes, { failOn: "warning" })
-    .extract({ left, top, width: side, height: side })
-    .resize(size, size, { fit: "fill", kernel: "lanczos3" });
-  return rawRgb(file, pipeline);
-}
-
-interface AxisTable {
-  readonly i0: Int32Array;
-  readonly i1: Int32Array;
-  readonly w0: Float32Array;
-  readonly w1: Float32Array;
-  /** Source indices some output uses, ascending (the rows the horizontal pass must compute). */
-  readonly used: Int32Array;
-  /** i0 and i1 as byte offsets of RGB float32 pixels (× 12): the column tables the resize kernel reads. */
-  readonly bytes0: Int32Array;
-  readonly bytes1: Int32Array;
-}
-
-/**
- * Source pixels and weights along one axis as torch 1.13's `F.interpolate(mode="bilinear", align_corners=False)`
- * computes them (measured against it, see test/fixtures/resize): `scale = in / out` in float32, then
- * `src = max(scale · (dst + 0.5) − 0.5, 0)` and `λ = src − floor(src)` in float64, λ rounded to float32 and
- * `1 − λ` in float32; neighbours `floor(src)` and the next one (clamped at the edge).
- */
-function axisTable(inSize: number, outSize: number): AxisTable {
-  const scale = Math.fround(inSize / outSize);
-  const i0 = new Int32Array(outSize);
-  const i1 = new Int32Array(outSize);
-  const w0 = new Float32Array(outSize);
-  const w1 = new Float32Array(outSize);
-  const isUsed = new Uint8Array(inSize);
-  for (let d = 0; d < outSize; d++) {
-    const src = Math.max(scale * (d + 0.5) - 0.5, 0);
-    const lo = Math.min(Math.floor(src), inSize - 1);
-    const lambda = Math.fround(Math.min(Math.max(src - lo, 0), 1));
-    i0[d] = lo;
-    i1[d] = lo < inSize - 1 ? lo + 1 : lo;
-    w1[d] = lambda;
-    w0[d] = Math.fround(1 - lambda);
-    isUsed[i0[d]] = isUsed[i1[d]] = 1;
-  }
-  const used = Int32Array.from(isUsed.keys()).filter((i) => isUsed[i] === 1);
-  return { i0, i1, w0, w1, used, bytes0: i0.map((i) => i * 12), bytes1: i1.map((i) => i * 12) };
-}
-
-const axisTables = new Map<string, AxisTable>();
-function cachedAxisTable(inSize: number, outSize: number): AxisTable {
-  const key = `${inSize}>${outSize}`;
-  let table = axisTables.get(key);
-  if (!table) {
-    if (axisTables.size > 64) axisTables.clear();
-    table = axisTable(inSize, outSize);
-    axisTables.set(key, table);
-  }
-  return table;
-}
-
-const align16 = (bytes: number): number => (bytes + 15) & ~15;
-
-/**
- * torchvision's `ToTensor()` then tensor `Resize((outH, outW))` with `antialias=False` (bilinear,
- * `align_corners=False`) of an RGB uint8 image, into `out` from `offset`: each byte divided by `divisor` (255 gives
- * the post's [0, 1] floats, 1 keeps 0–255), then `h0·(w0·a + w1·b) + h1·(w0·c + w1·d)` in float32 in torch's order
- * (within one float32 step of torch, 1.2e-7), the inner sums being a horizontal pass over each source row some
- * output row uses, computed once and shared by the output rows using it.
- * The passes run in lib/kernels/resize-kernel's WebAssembly SIMD module, whose memory holds (16-byte aligned) the column
- * tables, the image's bytes and floats, the horizontal rows and the output.
- */
-export function resizeBilinearTorch(image: RgbImage, outH: number, outW: number, out: Float32Array, offset = 0, divisor = 255): void {
-  const { data, width, height } = image;
-  if (data.length !== width * height * 3) throw new RangeError(`an RGB image of ${width}×${height} needs ${width * height * 3} values, got ${data.length}`);
-  const rows = cachedAxisTable(height, outH);
-  const cols = cachedAxisTable(width, outW);
-  const kernel = resizeKernel();
-  const table = align16(outW * 4);
-  const rowBytes = outW * 12;
-  const padded = align16(data.length + 16); // unit converts 16 bytes at a time, hrow reads a float past a row's end
-  const [off0, off1, w0, w1, src] = [0, table, 2 * table, 3 * table, 4 * table];
-  const floats = src + padded;
-  const horizontal = floats + 4 * padded;
-  const output = horizontal + align16(height * rowBytes + 4); // hrow writes one float past a row's last pixel
-  kernel.reserve(output + outH * rowBytes);
-  const memory = kernel.memory.buffer;
-  new Int32Array(memory, off0, outW).set(cols.bytes0);
-  new Int32Array(memory, off1, outW).set(cols.bytes1);
-  new Float32Array(memory, w0, outW).set(cols.w0);
-  new Float32Array(memory, w1, outW).set(cols.w1);
-  new Uint8Array(memory, src, data.length).set(data);
-  const sourceRow = align16(width * 3);
-  for (const sy of rows.used) {
-    kernel.unit(src + sy * width * 3, floats + sy * width * 12, sourceRow, divisor);
-    kernel.hrow(floats + sy * width * 12, horizontal + sy * rowBytes, outW, off0, off1, w0, w1);
-  }
-  for (let y = 0; y < outH; y++) {
-    kernel.vrow(horizontal + rows.i0[y] * rowBytes, horizontal + rows.i1[y] * rowBytes, output + y * rowBytes, outW * 3, rows.w0[y], rows.w1[y]);
-  }
-  out.set(new Float32Array(memory, output, outH * outW * 3), offset);
-}
-
-let uint8Scratch = new Float32Array(0);
-
-/** `resizeBilinearTorch` with the result (0–255) rounded to uint8, as the cache stores it. */
-export function resizeBilinearTorchUint8(image: RgbImage, outH: number, outW: number, out: Uint8Array, offset = 0): void {
-  const n = outH * outW * 3;
-  if (uint8Scratch.length < n) uint8Scratch = new Float32Array(n);
-  resizeBilinearTorch(image, outH, outW, uint8Scratch, 0, 1);
-  // Values are in [0, 255]; storing x + 0.5 into a Uint8Array truncates, i.e. rounds half up like Math.round.
-  for (let i = 0; i < n; i++) out[offset + i] = uint8Scratch[i] + 0.5;
-}
-
-/** `value / 255` as float32 for every byte value: converting by table is exact and faster than dividing. */
-const UNIT_FLOAT = Float32Array.from({ length: 256 }, (_, i) => i / 255);
-
-/** Writes `bytes[i] / 255` into `out` from `offset`. */
-export function bytesToUnitFloat(bytes: Uint8Array, out: Float32Array, offset = 0): void {
-  for (let i = 0; i < bytes.length; i++) out[offset + i] = UNIT_FLOAT[bytes[i]];
-}
-
-/** Decodes and resizes one image into `out` (float32 in [0, 1]) starting at `offset` (`blocking`: see decodeRgb). */
-export async function decodeInto(file: string, options: ResizeOptions, out: Float32Array, offset = 0, blocking = false): Promise<void> {
-  if (options.mode === "post") resizeBilinearTorch(await decodeRgb(file, blocking), options.size, options.size, out, offset);
-  else bytesToUnitFloat((await decodeRecommended(file, options.size)).data, out, offset);
-}
-
-/** Decodes and resizes one image to uint8 (0–255), as the cache stores it. */
-export async function decodeUint8(file: string, options: ResizeOptions, blocking = false): Promise<Uint8Array> {
-  const { size, mode } = options;
-  if (mode === "recommended") return (await decodeRecommended(file, size)).data;
-  const out = new Uint8Array(size * size * 3);
-  resizeBilinearTorchUint8(await decodeRgb(file, blocking), size, size, out);
-  return out;
-}
+export {
+  BadImageError, centreSquare, decodeRecommended, decodeRgb, RESIZE_MODES, type BadImagePolicy, type ResizeMode, type ResizeOptions, type RgbImage,
+} from "./image-decode";
+export { bytesToUnitFloat, decodeImage, decodeInto, decodeUint8, resizeBilinearTorch, resizeBilinearTorchUint8 } from "./image-resize";
 
 /**
  * Runs `onThreads` on lib/data/decode-pool's threads where they are on (`onThreads` null: never), else — or when a
@@ -315,17 +44,6 @@ async function onDecodeThreads<T>(file: string, onThreads: ((pool: DecodePool) =
     throw error;
   }
 }
-
-/** One image as float32 HWC in [0, 1], `shape = [size, size, 3]`. */
-export async function decodeImage(file: string, options: ResizeOptions): Promise<{ data: Float32Array; shape: [number, number, number] }> {
-  checkResizeOptions(options);
-  const data = new Float32Array(options.size * options.size * 3);
-  await decodeInto(file, options, data);
-  return { data, shape: [options.size, options.size, 3] };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Batches
 
 // Shared memory the decode threads write batches into, kept for reuse by every loader of the process (at most
 // SHARED_BATCHES_KEPT_BYTES of it idle): SharedArrayBuffers are freed only by a full garbage collection, so a new one
@@ -409,6 +127,15 @@ export interface BatchOptions {
   readonly order?: ArrayLike<number>;
   /** Overrides the loader's batch size for this pass. */
   readonly batchSize?: number;
+  /** Overrides the loader's `onBadImage` for this pass. */
+  readonly onBadImage?: BadImagePolicy;
+}
+
+/** An image that cannot be decoded: its index in the loader's list, its file and why. */
+export interface UnreadableImage {
+  readonly index: number;
+  readonly file: string;
+  readonly reason: string;
 }
 
 export interface ImageLoader {
@@ -420,80 +147,15 @@ export interface ImageLoader {
   batches(options?: BatchOptions): AsyncGenerator<ImageBatch, void, undefined>;
   /** Makes sure the cache file exists and is complete, decoding what is missing (no-op without `cache`). */
   buildCache(): Promise<void>;
+  /**
+   * Decodes every image once — or takes the verdicts a complete cache remembers, reading no pixels — and returns
+   * the ones that cannot be decoded, in listing order, whatever `onBadImage` says. The cache, when on, is complete
+   * afterwards. `onProgress` gets the number of images looked at so far.
+   */
+  check(onProgress?: (done: number) => void): Promise<UnreadableImage[]>;
   /** Closes the cache file; an unfinished cache's temporary file is removed. */
   close(): Promise<void>;
 }
-
-/** Key of a cache: the cache is valid only for the same images, size and mode. */
-interface CacheKey {
-  readonly format: "celeba-sae image cache";
-  readonly version: 1;
-  readonly size: number;
-  readonly mode: ResizeMode;
-  readonly count: number;
-  /** SHA-256 of the absolute file paths joined by newlines. */
-  readonly filesHash: string;
-}
-
-interface CacheMeta extends CacheKey {
-  /** Images that could not be decoded: their rows are zeros. */
-  readonly bad: readonly { readonly index: number; readonly reason: string }[];
-}
-
-function filesHash(files: readonly string[]): string {
-  return createHash("sha256").update(files.join("\n")).digest("hex");
-}
-
-/** Why the stored cache is not valid for `key`, or null when it is. */
-async function staleReason(path: string, key: CacheKey): Promise<string | null> {
-  if (!existsSync(path)) return "no cache yet";
-  let meta: Partial<CacheMeta>;
-  try {
-    meta = JSON.parse(await readFile(`${path}.json`, "utf8")) as Partial<CacheMeta>;
-  } catch {
-    return `its key file ${path}.json is missing or unreadable`;
-  }
-  if (meta.format !== key.format || meta.version !== key.version) return "it was written by another version";
-  if (meta.size !== key.size || meta.mode !== key.mode) return `it holds ${meta.mode} ${meta.size}px images, ${key.mode} ${key.size}px wanted`;
-  if (meta.count !== key.count || meta.filesHash !== key.filesHash) return "the file list changed";
-  try {
-    const header = await readNpyHeader(path);
-    if (header.dtype !== "uint8") return `it holds ${header.dtype}, not uint8`;
-    if (header.shape.join() !== [key.count, key.size, key.size, 3].join()) return `its shape is (${header.shape.join(", ")})`;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-  return null;
-}
-
-/** Removes temporary cache files left by processes that no longer run. */
-async function removeDeadTemporaries(path: string): Promise<void> {
-  const prefix = `${basename(path)}.tmp-`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split("-")[0]);
-    let alive = false;
-    try {
-      process.kill(pid, 0);
-      alive = true;
-    } catch (error) {
-      alive = (error as NodeJS.ErrnoException).code === "EPERM";
-    }
-    if (!alive) await rm(join(dirname(path), name), { force: true });
-  }
-}
-
-/** Reads exactly `target.length` bytes at `position`, or throws naming the cache file. */
-async function readAt(fh: FileHandle, file: string, target: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < target.length) {
-    const { bytesRead } = await fh.read(target, done, target.length - done, position + done);
-    if (bytesRead === 0) throw new Error(`the image cache ${file} ended early (at byte ${position + done}); delete it and it will be rebuilt`);
-    done += bytesRead;
-  }
-}
-
 /** A FIFO limit on how many tasks run at once. */
 function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
   let active = 0;
@@ -511,37 +173,6 @@ function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T>
   };
 }
 
-const NOT_WRITTEN = 0;
-const WRITTEN = 1;
-const BAD = 2;
-
-/** An open cache file: row i starts at `dataOffset + i × size × size × 3`. */
-interface RowFile {
-  readonly fh: FileHandle;
-  readonly dataOffset: number;
-}
-
-/**
- * The cache while this loader writes it: rows land at their offsets in a temporary file. Once every row is written
- * the file is renamed into place and the same handle keeps serving reads (a rename does not disturb open handles),
- * so a batch reading while another finishes the cache never sees a closed file.
- */
-interface BuildingCache extends RowFile {
-  readonly kind: "building";
-  readonly temp: string;
-  /** Per image: NOT_WRITTEN, WRITTEN or BAD. */
-  readonly state: Uint8Array;
-  readonly reasons: Map<number, string>;
-  remaining: number;
-  readonly writes: Set<Promise<void>>;
-}
-
-interface ReadyCache extends RowFile {
-  readonly kind: "ready";
-  readonly bad: Map<number, string>;
-}
-
-type CacheState = { readonly kind: "off" } | BuildingCache | ReadyCache;
 
 /**
  * A loader over a list of image files (absolute paths, e.g. `dataset.paths`), giving float32 NHWC batches of
@@ -579,7 +210,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   const initCache = async (path: string): Promise<void> => {
-    const key: CacheKey = { format: "celeba-sae image cache", version: 1, size, mode, count, filesHash: filesHash(paths) };
+    const key = await cacheKeyFor(paths, size, mode);
     const reason = await staleReason(path, key);
     if (reason === null) {
       const meta = JSON.parse(await readFile(`${path}.json`, "utf8")) as CacheMeta;
@@ -591,13 +222,13 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     stats.cache = "building";
     stats.cacheNote = reason;
     await mkdir(dirname(path), { recursive: true });
-    await removeDeadTemporaries(path);
+    removeDeadTemporaries(dirname(path), `${basename(path)}.tmp-`);
     const temp = temporaryPathFor(path);
     const header = encodeNpyHeader("uint8", [count, size, size, 3]);
     const fh = await open(temp, "w+");
     await fh.write(header, 0, header.length, 0);
     await fh.truncate(header.length + count * pixels);
-    cache = { kind: "building", fh, temp, dataOffset: header.length, state: new Uint8Array(count), reasons: new Map(), remaining: count, writes: new Set() };
+    cache = { kind: "building", fh, temp, key, dataOffset: header.length, state: new Uint8Array(count), reasons: new Map(), remaining: count, writes: new Set() };
   };
 
   const ensureCacheState = (): Promise<void> => {
@@ -612,7 +243,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     await Promise.all(building.writes);
     await building.fh.sync();
     const bad = [...building.reasons].map(([index, reason]) => ({ index, reason })).sort((a, b) => a.index - b.index);
-    const meta: CacheMeta = { format: "celeba-sae image cache", version: 1, size, mode, count, filesHash: filesHash(paths), bad };
+    const meta: CacheMeta = { ...building.key, bad };
     await rm(`${path}.json`, { force: true });
     await rename(building.temp, path);
     await writeFileAtomic(`${path}.json`, JSON.stringify(meta, null, 1));
@@ -622,7 +253,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   /** Decodes image `index` into `out` at `offset` (float32) — and into the cache when one is being built. */
-  const decodeOne = async (index: number, out: Float32Array, offset: number): Promise<boolean> => {
+  const decodeOne = async (index: number, out: Float32Array, offset: number, policy: BadImagePolicy): Promise<boolean> => {
     const building = cache.kind === "building" ? cache : null;
     try {
       const file = paths[index];
@@ -653,7 +284,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
         building.reasons.set(index, error.reason);
         building.remaining--;
       }
-      if (onBadImage === "error") throw error;
+      if (policy === "error") throw error;
       return false;
     }
   };
@@ -675,7 +306,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   /** Loads one batch: indices in, the images that could be read out. */
-  const loadBatch = async (indices: Int32Array): Promise<ImageBatch> => {
+  const loadBatch = async (indices: Int32Array, policy: BadImagePolicy): Promise<ImageBatch> => {
     await ensureCacheState();
     const n = indices.length;
     // Images decoded on lib/data/decode-pool's threads are written straight into the batch: shared memory. Unless the
@@ -683,7 +314,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     const pool = mode === "post" && cache.kind !== "ready" ? decodePool() : null;
     const data = pool !== null && pool.working ? new Float32Array(takeShared(n * pixels * 4)) : new Float32Array(n * pixels);
     try {
-      const batch = await decodeBatch(indices, data);
+      const batch = await decodeBatch(indices, data, policy);
       if (batch.data !== data) releaseShared(data); // images were left out: the batch holds a compacted copy
       else if (!reuseBatchMemory && data.buffer instanceof SharedArrayBuffer) {
         const own = data.slice(); // a Float32Array of its own, not shared
@@ -698,7 +329,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   /** Decodes (or reads from the cache) the images of one batch into `data`. */
-  const decodeBatch = async (indices: Int32Array, data: Float32Array): Promise<ImageBatch> => {
+  const decodeBatch = async (indices: Int32Array, data: Float32Array, policy: BadImagePolicy): Promise<ImageBatch> => {
     const n = indices.length;
     const ok = new Uint8Array(n);
     const current = cache;
@@ -710,14 +341,14 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
         const reason = current.kind === "ready" ? current.bad.get(index) : current.reasons.get(index);
         if (reason !== undefined) {
           recordBad(index, reason);
-          if (onBadImage === "error") throw new BadImageError(paths[index], `${reason} (remembered in the cache ${options.cache}; delete that file to try decoding again)`);
+          if (policy === "error") throw new BadImageError(paths[index], `${reason} (remembered in the cache ${options.cache}; delete that file to try decoding again)`);
           continue;
         }
         fromFile.push(k);
         ok[k] = 1;
       } else toDecode.push(k);
     }
-    const work: Promise<void>[] = toDecode.map((k) => limit(() => decodeOne(indices[k], data, k * pixels)).then((good) => void (ok[k] = good ? 1 : 0)));
+    const work: Promise<void>[] = toDecode.map((k) => limit(() => decodeOne(indices[k], data, k * pixels, policy)).then((good) => void (ok[k] = good ? 1 : 0)));
     if (fromFile.length > 0 && current.kind !== "off") work.push(readCached(current, indices, fromFile, data));
     const settled = await Promise.allSettled(work); // every piece finishes before the batch succeeds or fails
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -755,6 +386,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   async function* batches(batchOptions: BatchOptions = {}): AsyncGenerator<ImageBatch, void, undefined> {
     const order = checkedOrder(batchOptions.order);
     const batchSize = batchOptions.batchSize ?? options.batchSize;
+    const policy = batchOptions.onBadImage ?? onBadImage;
     positive(batchSize, "batchSize");
     const total = Math.ceil(order.length / batchSize);
     const inflight: { batch: number; promise: Promise<ImageBatch>; ready: boolean }[] = [];
@@ -763,7 +395,7 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
       while (inflight.length < prefetch && next < total) {
         const batch = next++;
         onEvent?.({ type: "batch-start", batch });
-        const entry = { batch, promise: loadBatch(order.slice(batch * batchSize, Math.min(order.length, (batch + 1) * batchSize))), ready: false };
+        const entry = { batch, promise: loadBatch(order.slice(batch * batchSize, Math.min(order.length, (batch + 1) * batchSize)), policy), ready: false };
         entry.promise.then(
           () => {
             entry.ready = true;
@@ -809,6 +441,22 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
       for await (const _ of batches({ order: missing })) {
         // decoding is the work; the batches themselves are not needed
       }
+    },
+    async check(onProgress?: (done: number) => void): Promise<UnreadableImage[]> {
+      await ensureCacheState();
+      const current = cache;
+      const order: number[] = [];
+      for (let i = 0; i < count; i++) if (current.kind === "off" || (current.kind === "building" && current.state[i] === NOT_WRITTEN)) order.push(i);
+      const position = new Map(order.map((index, k) => [index, k]));
+      const found = new Map<number, string>();
+      const index = new Map(paths.map((file, i) => [file, i]));
+      const seen = stats.badImages.length;
+      for await (const batch of batches({ order, onBadImage: "skip" })) onProgress?.(count - order.length + (position.get(batch.indices[batch.indices.length - 1]) ?? 0) + 1);
+      onProgress?.(count);
+      for (const bad of stats.badImages.slice(seen)) found.set(index.get(bad.file) ?? -1, bad.reason);
+      const remembered = cache.kind === "ready" ? cache.bad : cache.kind === "building" ? cache.reasons : new Map<number, string>();
+      for (const [i, reason] of remembered) found.set(i, reason);
+      return [...found].filter(([i]) => i >= 0).sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ index: i, file: paths[i], reason }));
     },
     async close() {
       const current = cache;

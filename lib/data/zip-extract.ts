@@ -30,6 +30,7 @@ import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { ProgressBar, type ProgressOptions } from "../display/progress";
+import { writeFileAtomicSync } from "../util/atomic-write";
 import { yielder } from "../util/yield";
 import { checkFreeSpace, checkOverlaps, checkRatios, checkTotal, DEFAULT_ZIP_LIMITS, diskFreeSpace, EXTRACTION_MARKER, EXTRACTION_TEMP_DIR, fileSize, type FreeSpace, planExtraction, type PlannedEntry } from "./zip/safety";
 import { crc32, LOCAL_SIZE, readZipDirectory, SIG_LOCAL, type ZipDirectory, type ZipEntry, ZipError } from "./zip/directory";
@@ -296,8 +297,7 @@ function byteUnit(total: number): { unit: string; scale: number } {
 
 function writeMarker(destDir: string, marker: ExtractionMarker): string {
   const path = join(destDir, EXTRACTION_MARKER);
-  writeFileSync(`${path}.tmp`, JSON.stringify(marker, null, 2) + "\n");
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomicSync(path, JSON.stringify(marker, null, 2) + "\n");
   return path;
 }
 

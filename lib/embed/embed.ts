@@ -7,37 +7,74 @@
 //
 // Resumable: rows are written in parts (runs/<run>/face_vectors.parts/part-000000.npy + .txt, each atomic); an
 // interrupted run keeps its finished parts and embeds only the rest. The parts are joined into face_vectors.npy at
-// the end and removed. A finished embedding of the same model and settings is not computed again.
+// the end and removed. A finished embedding is not computed again when it was made from the same model (its SHA-256,
+// not its name or time), the same images (the run's usable images' id) and settings, and face_vectors.npy still has
+// the SHA-256 face_vectors.json records (`sha256`, on which later stages key); otherwise the earlier vectors are set
+// aside (face_vectors.before-<stamp>.npy …) and the images embedded afresh, and the result's note says why.
 
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
 import { tf, tidyValues } from "../kernels/backend";
+
 import type { EngineChoice } from "../kernels/backend-names";
+
 import type { Preset, RunConfig } from "../run/config";
-import { openRunDataset } from "../data/datasets";
+
+import { openRunDataset, type RunDataset } from "../data/datasets";
+
 import { imageCachePath } from "../data/datasets";
+
 import { preprocess } from "../model/inputs";
+
 import type { ImageDataset } from "../data/image-dataset";
-import { createImageLoader, type ImageBatch } from "../data/image-loader";
+
+import { BadImageError, createImageLoader, type ImageBatch } from "../data/image-loader";
+
 import { checkFiniteRows, createNpyWriter, readNpy, writeNpy } from "../formats/npy";
+
 import { writeFileAtomicSync } from "../util/atomic-write";
 import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../kernels/onnxruntime";
+
 import { createOnnxEmbedder, type Embedder } from "./onnx-embed";
+
 import { displayPath } from "../util/project";
-import { runFiles } from "../run/files";
+
+import { asideName, asideStamp, runFiles } from "../run/files";
+
+import { artifactId } from "../util/artifact-id";
+
+import { removeDeadTemporaries } from "../util/temporaries";
+
 import { ProgressBar, type ProgressMode } from "../display/progress";
+
 import { loadResNet18, type ResNet18 } from "../model/resnet18";
 
-/** What an embedding depends on: the same key, the same vectors. */
+
+/** What an embedding is made from: the same key, the same vectors. */
 interface EmbedKey {
+  readonly format: "celeba-sae face vectors";
+  readonly version: 2;
+  /** SHA-256 of resnet18.safetensors: a model fine-tuned again is embedded again, whatever its name and time. */
   readonly model: string;
-  readonly modelBytes: number;
-  readonly modelModified: number;
-  readonly images: number;
-  readonly filesHead: string;
+  /** The id of the images embedded (the run's usable images, see lib/data/datasets `RunDataset.imagesId`). */
+  readonly images: string;
+  readonly count: number;
   readonly imageSize: number;
   readonly resize: Preset;
   readonly preset: Preset;
+}
+
+/** runs/<run>/face_vectors.json: what made the vectors, and their id. */
+interface EmbedRecord {
+  readonly key: EmbedKey;
+  readonly rows: number;
+  readonly dim: number;
+  readonly skipped: readonly string[];
+  readonly engine?: string;
+  readonly onnx?: string | null;
+  /** SHA-256 of face_vectors.npy (lib/util/artifact-id): what later stages key on. */
+  readonly sha256?: string;
 }
 
 /** The model's embeddings of a batch (eval mode: BatchNorm's running statistics), preprocessed as in training. */
@@ -130,6 +167,10 @@ export interface EmbedResult {
   readonly engine: string;
   /** The model exported to ONNX (runs/<run>/resnet18.onnx) when ONNX Runtime embedded, else null. */
   readonly onnxPath: string | null;
+  /** SHA-256 of face_vectors.npy, as face_vectors.json records it. */
+  readonly sha256: string;
+  /** What was not reused and why (earlier vectors set aside, an unfinished embedding discarded), or "". */
+  readonly note: string;
 }
 
 export interface EmbedOptions {
@@ -142,16 +183,32 @@ export interface EmbedOptions {
   readonly loadOnnxRuntime?: () => OrtLoad;
 }
 
-function embedKey(config: RunConfig, dataset: ImageDataset, modelPath: string): EmbedKey {
-  const stat = statSync(modelPath);
+async function embedKey(config: RunConfig, dataset: RunDataset, modelPath: string): Promise<EmbedKey> {
   return {
-    model: displayPath(modelPath), modelBytes: stat.size, modelModified: stat.mtimeMs, images: dataset.count,
-    filesHead: dataset.files.slice(0, 3).join(",") + "…" + dataset.files.slice(-3).join(","),
+    format: "celeba-sae face vectors", version: 2, model: await artifactId(modelPath), images: dataset.imagesId, count: dataset.count,
     imageSize: config.imageSize, resize: config.resize, preset: config.finetune.preset,
   };
 }
 
 const sameKey = (a: unknown, b: EmbedKey): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** What differs between the key of earlier vectors and this one, in words. */
+function keyChanges(before: unknown, after: EmbedKey): string {
+  const old = (before ?? {}) as Partial<Record<keyof EmbedKey, unknown>>;
+  if (old.format !== after.format || old.version !== after.version) return "they were made by an earlier version of this project";
+  const words: Partial<Record<keyof EmbedKey, string>> = { model: "the fine-tuned model changed (resnet18.safetensors has another SHA-256)", images: "the images changed" };
+  const keys = Object.keys(after) as (keyof EmbedKey)[];
+  return keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(after[k])).map((k) => words[k] ?? `${k}: ${String(old[k])} → ${String(after[k])}`).join("; ");
+}
+
+/** Sets face_vectors.npy, .files.txt and .json aside (see lib/run/files asideName); returns the .npy's new path. */
+function setVectorsAside(run: string): string {
+  const files = runFiles(run);
+  const stamp = asideStamp();
+  const aside = asideName(files.faceVectors, stamp);
+  for (const path of [files.faceVectors, files.faceVectorsFiles, files.faceVectorsRecord]) if (existsSync(path)) renameSync(path, asideName(path, stamp));
+  return aside;
+}
 
 function readJson(path: string): unknown {
   try {
@@ -173,16 +230,20 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
     throw new Error(`${displayPath(modelPath)} does not exist: run notebook 02-finetune first (npm run notebooks -- --run ${config.run} --only 02).`);
   }
   const dataset = await openRunDataset(config);
-  const key = embedKey(config, dataset, modelPath);
+  const key = await embedKey(config, dataset, modelPath);
   const path = runFiles(config.run).faceVectors;
   const filesPath = runFiles(config.run).faceVectorsFiles;
   const record = runFiles(config.run).faceVectorsRecord;
-  const done = readJson(record) as { key: EmbedKey; rows: number; dim: number; skipped: string[]; engine?: string; onnx?: string | null } | null;
-  if (done !== null && sameKey(done.key, key) && existsSync(path) && existsSync(filesPath)) {
+  const { faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel } = runFiles(config.run);
+  for (const written of [faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel]) removeDeadTemporaries(dirname(written), `${basename(written)}.tmp-`);
+  const done = readJson(record) as EmbedRecord | null;
+  const finished = done !== null && existsSync(path) && existsSync(filesPath);
+  const intact = finished && typeof done.sha256 === "string" && done.sha256 === (await artifactId(path));
+  if (finished && intact && sameKey(done.key, key)) {
     const onnx = typeof done.onnx === "string" && existsSync(done.onnx) ? done.onnx : null;
     return {
       path, filesPath, rows: done.rows, dim: done.dim, resumedRows: done.rows, seconds: 0, imagesPerSecond: 0, alreadyDone: true, skippedImages: done.skipped,
-      engine: done.engine ?? "not recorded", onnxPath: onnx,
+      engine: done.engine ?? "not recorded", onnxPath: onnx, sha256: done.sha256 ?? "", note: "",
     };
   }
 
@@ -190,11 +251,18 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const parts = runFiles(config.run).faceVectorsParts;
   const stored = readJson(join(parts, "key.json")) as { key: EmbedKey; partRows: number } | null;
   const resumable = stored !== null && sameKey(stored.key, key);
+  const notes: string[] = [];
   if (!resumable) {
+    if (stored !== null) notes.push(`An unfinished embedding in ${displayPath(parts)} was made from other inputs (${keyChanges(stored.key, key)}): it was discarded.`);
+    if (existsSync(path)) {
+      const why = !finished ? "it has no record of what made it" : !intact ? "it changed since it was written (its SHA-256 is not the one in face_vectors.json)" : keyChanges(done.key, key);
+      notes.push(`The face vectors made before were not reused (${why}): they were set aside as ${displayPath(setVectorsAside(config.run))}.`);
+    }
     rmSync(parts, { recursive: true, force: true });
     mkdirSync(parts, { recursive: true });
     writeFileAtomicSync(join(parts, "key.json"), JSON.stringify({ key, partRows }));
   }
+  removeDeadTemporaries(parts);
   const storedPartRows = resumable ? stored.partRows : partRows;
   const partCount = Math.ceil(dataset.count / storedPartRows);
   const isDone = (k: number): boolean => existsSync(join(parts, `${partName(k)}.npy`)) && existsSync(join(parts, `${partName(k)}.txt`));
@@ -210,9 +278,11 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
     throw error;
   }
   const onnxPath = embedder.engine === "onnxruntime" ? runFiles(config.run).onnxModel : null;
+  // The run's images were checked (runs/<run>/usable_images.json): under onBadImage=skip the unreadable ones are not
+  // in `dataset`, and leaving out one more here would shift every later row, so any image that fails now stops.
   const loader = createImageLoader(dataset.paths, {
     size: config.imageSize, mode: config.resize, batchSize: config.embed.batchSize, prefetch: config.prefetchBatches,
-    cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
+    cache: imageCachePath(config, dataset), onBadImage: "error", reuseBatchMemory: true,
   });
   let resumedRows = 0;
   for (let k = 0; k < partCount; k++) if (isDone(k)) resumedRows += rowsOf(k);
@@ -238,6 +308,14 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
       await writeNpy(join(parts, `${partName(k)}.npy`), vectors.subarray(0, files.length * dim), [files.length, dim]);
       options.onPart?.(k);
     }
+  } catch (error) {
+    if (error instanceof BadImageError && config.onBadImage === "skip") {
+      throw new Error(
+        `Could not decode image ${error.file}: ${error.reason}. It decoded when the run's images were checked and changed since without a new ` +
+          `size or modification time: delete ${displayPath(runFiles(config.run).usableImages)} to check them again, then run notebook 02 and this one again.`,
+      );
+    }
+    throw error;
   } finally {
     bar.close();
     await loader.close();
@@ -264,13 +342,14 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
     throw error;
   }
   writeFileAtomicSync(filesPath, allFiles.map((f) => `${f}\n`).join(""));
-  const listed = new Set(allFiles);
-  const skipped = dataset.files.filter((f) => !listed.has(f));
-  writeFileAtomicSync(record, JSON.stringify({ key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath }, null, 1) + "\n");
+  const skipped = dataset.unusable.map((u) => u.file);
+  const sha256 = await artifactId(path);
+  const made: EmbedRecord = { key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath, sha256 };
+  writeFileAtomicSync(record, JSON.stringify(made, null, 1) + "\n");
   rmSync(parts, { recursive: true, force: true });
   return {
     path, filesPath, rows, dim, resumedRows, seconds, imagesPerSecond: seconds > 0 ? embedded / seconds : 0, alreadyDone: false, skippedImages: skipped,
-    engine: embedder.description, onnxPath,
+    engine: embedder.description, onnxPath, sha256, note: notes.join("\n"),
   };
 }
 
@@ -305,5 +384,6 @@ export function describeEmbedResult(result: EmbedResult): string {
     lines.push(`${result.rows - result.resumedRows} images in ${result.seconds.toFixed(1)} s: ${result.imagesPerSecond.toFixed(1)} images/s.`);
   }
   if (result.skippedImages.length > 0) lines.push(`${result.skippedImages.length} unreadable images left out (onBadImage=skip), e.g. ${result.skippedImages[0]}.`);
+  if (result.note !== "") lines.push(result.note);
   return lines.join("\n");
 }

@@ -1,4 +1,4 @@
-// The inner loops of torch's bilinear resize (lib/data/image-loader `resizeBilinearTorch`) as a WebAssembly SIMD module.
+// The inner loops of torch's bilinear resize (lib/data/image-resize `resizeBilinearTorch`) as a WebAssembly SIMD module.
 //
 // Bilinear resize is separable: each output value is out(y, x) = Σ h_k(y) · Σ w_j(x) · in(row_k(y), col_j(x)) over
 // the two nearest source rows k and columns j, with torch's weights (align_corners=False). The bytes are first

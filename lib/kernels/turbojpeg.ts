@@ -6,7 +6,7 @@
 // a small face's decode setting up a libvips pipeline per image; TurboJPEG decodes the same file several times
 // faster, byte-identical to sharp's and PIL's output (all three are libjpeg-turbo with the accurate integer DCT and
 // fancy upsampling: flags 0, unlike TJFLAG_FASTDCT). Tested in test/turbojpeg.test.ts (bytes equal to sharp's). Where koffi or the library
-// is missing, image-loader decodes with sharp, which gives the same bytes more slowly. Formats other than JPEG, and
+// is missing, lib/data/image-decode decodes with sharp, which gives the same bytes more slowly. Formats other than JPEG, and
 // CMYK JPEGs (which TurboJPEG cannot turn into RGB; sharp converts them through an ICC profile), always go to sharp.
 //
 // libturbojpeg: Debian/Ubuntu `libturbojpeg0` (lib/run/setup installs it with apt where it can), macOS Homebrew
@@ -63,8 +63,24 @@ const LIBRARY_NAMES: Readonly<Partial<Record<NodeJS.Platform, readonly string[]>
   win32: ["turbojpeg.dll"],
 };
 
-/** sharp's default `limitInputPixels`: larger images are refused before any memory is allocated for them. */
-export const MAX_INPUT_PIXELS = 0x3fff * 0x3fff;
+/**
+ * The most pixels an image may have: 4096 × 4096 (16.8 megapixels). Larger images are refused from their header,
+ * before any memory is allocated for them. A face photo is far smaller — CelebA's aligned faces are 178 × 218,
+ * CelebA-HQ's 1024 × 1024, a phone's photo 12 megapixels — while decoding and resizing an image takes about 18 bytes
+ * per pixel (its RGB bytes, then 12 bytes of floats in the resize kernel), 300 MB at this limit. sharp's own default
+ * (0x3FFF², 268 megapixels) would let a damaged or hostile 400-byte file whose header claims 16000 × 16000 pixels
+ * allocate 768 MB (several gigabytes in the resize) before failing. Raise it here for larger photos.
+ */
+export const MAX_IMAGE_PIXELS = 4096 * 4096;
+
+/** Why an image of `width` × `height` is refused, or null when it is within MAX_IMAGE_PIXELS. */
+export function tooManyPixels(width: number, height: number): string | null {
+  if (width * height <= MAX_IMAGE_PIXELS) return null;
+  return (
+    `it is ${width}×${height} pixels, more than the ${MAX_IMAGE_PIXELS} (4096×4096) a face photo is allowed ` +
+    "(MAX_IMAGE_PIXELS in lib/kernels/turbojpeg.ts): refused from its header, before decoding"
+  );
+}
 
 const TJPF_RGB = 0;
 const TJCS_CMYK = 3;
@@ -162,7 +178,8 @@ function createTurboJpeg(lib: KoffiLibrary, library: string, koffiVersion: strin
       }
       if (colorspace[0] === TJCS_CMYK || colorspace[0] === TJCS_YCCK) return null;
       const [w, h] = [width[0], height[0]];
-      if (w * h > MAX_INPUT_PIXELS) throw new Error(`the image is ${w}×${h} pixels, more than the ${MAX_INPUT_PIXELS} decoded at most (sharp's limit)`);
+      const refused = tooManyPixels(w, h);
+      if (refused !== null) throw new Error(refused);
       const data = new Uint8Array(w * h * 3);
       const decodeWith = (handle: Pointer): unknown[] => [handle, bytes, bytes.length, data, w, 0, h, TJPF_RGB, 0];
       const handle = idle.pop() ?? newHandle();
@@ -191,7 +208,7 @@ function createTurboJpeg(lib: KoffiLibrary, library: string, koffiVersion: strin
 
 let chosen: { readonly turbo: TurboJpeg | null; readonly description: string } | null = null;
 
-/** The decoder image-loader uses for JPEGs: TurboJPEG where it loads (unless the environment says sharp). */
+/** The decoder lib/data/image-decode uses for JPEGs: TurboJPEG where it loads (unless the environment says sharp). */
 export function jpegDecoder(): { readonly turbo: TurboJpeg | null; readonly description: string } {
   if (chosen !== null) return chosen;
   const choice = parseJpegDecoderChoice(process.env[JPEG_DECODER_ENV]);

@@ -1,14 +1,19 @@
 // Fine-tuning checkpoints (runs/<run>/checkpoints/, named by lib/run/files): the model, Adam's state and the
-// training state, complete or absent.
+// training state, complete or absent; resumed only when made from the same inputs and settings (the fingerprint),
+// else set aside. And the fine-tuned model with its record (resnet18.json: its SHA-256 and what made it).
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Adam } from "./adam";
 import { tf } from "../kernels/backend";
 import { readNpy, writeNpy } from "../formats/npy";
+import { writeFileAtomicSync } from "../util/atomic-write";
+import { asideName, asideStamp, type RunFiles } from "../run/files";
+import { artifactId } from "../util/artifact-id";
 import { displayPath } from "../util/project";
+import { removeDeadTemporaries } from "../util/temporaries";
 import type { LossValues } from "./loss";
-import type { ResNet18 } from "./resnet18";
+import { saveResNet18, type ResNet18 } from "./resnet18";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Checkpoints: runs/<run>/checkpoints/step-000025/ with model.npy (every state_dict tensor, flat), adam.npy and
@@ -112,3 +117,101 @@ export async function loadCheckpoint(path: string, model: ResNet18, adam: Adam):
   return readCheckpointState(path);
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// Resuming only what the same inputs made
+
+/** Inputs named in words when they change (their values are ids, which say nothing to a person). */
+const CHANGED_INPUT: Readonly<Record<string, string>> = {
+  images: "the images changed", weights: "the initial weights changed", identities: "the identities changed",
+};
+
+/** What differs between two fingerprints (JSON objects), e.g. "preset: post → recommended; the images changed". */
+export function fingerprintChanges(before: string, after: string): string {
+  const parse = (text: string): Record<string, unknown> => {
+    try {
+      const value: unknown = JSON.parse(text);
+      return value !== null && typeof value === "object" ? (value as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
+  };
+  const [a, b] = [parse(before), parse(after)];
+  const shown = (v: unknown): string => (v === undefined ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
+  const changes = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]))
+    .map((key) => CHANGED_INPUT[key] ?? `${key}: ${shown(a[key])} → ${shown(b[key])}`);
+  return changes.length > 0 ? changes.join("; ") : "an unreadable record";
+}
+
+/**
+ * The newest checkpoint in `folder` made with `fingerprint`, or null. Checkpoints of another fingerprint are set
+ * aside (the whole folder, renamed `<folder>.before-<stamp>`), and `note` says what changed; temporaries of a
+ * checkpoint write that a kill cut short are removed.
+ */
+export function resumableCheckpoint(folder: string, fingerprint: string): { path: string | null; note: string } {
+  removeDeadTemporaries(folder);
+  const latest = listCheckpoints(folder).pop();
+  if (latest === undefined) return { path: null, note: "" };
+  const before = readCheckpointState(latest.path).fingerprint;
+  if (before === fingerprint) return { path: latest.path, note: "" };
+  const aside = asideName(folder);
+  renameSync(folder, aside);
+  return {
+    path: null,
+    note:
+      `The checkpoints in ${displayPath(folder)} were made from other inputs or settings (${fingerprintChanges(before, fingerprint)}): ` +
+      `training started afresh, and they were set aside in ${displayPath(aside)}.`,
+  };
+}
+
+/** runs/<run>/resnet18.json: the fine-tuned model's id and what made it. */
+export interface ModelRecord {
+  readonly format: "celeba-sae fine-tuned model";
+  /** SHA-256 of resnet18.safetensors (lib/util/artifact-id). */
+  readonly sha256: string;
+  readonly steps: number;
+  /** The training's fingerprint: its settings and the ids of its inputs. */
+  readonly fingerprint: string;
+  readonly initialWeights: string;
+}
+
+/** The fingerprint recorded beside the run's model, or null (no record, or an unreadable one). */
+function recordedFingerprint(path: string): string | null {
+  try {
+    const record = JSON.parse(readFileSync(path, "utf8")) as Partial<ModelRecord>;
+    return typeof record.fingerprint === "string" ? record.fingerprint : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Writes the fine-tuned model and its record when this training changed it (`trained`), or when the model there was
+ * not made by a training of this `fingerprint` — which is then set aside, not overwritten. Untouched otherwise, so
+ * that face vectors made from it stay valid. Returns a note when something was set aside.
+ */
+export async function saveFinetunedModel(
+  model: ResNet18,
+  files: Pick<RunFiles, "model" | "modelRecord">,
+  made: { readonly fingerprint: string; readonly steps: number; readonly trained: boolean; readonly initialWeights: string },
+): Promise<{ note: string }> {
+  const sameLineage = recordedFingerprint(files.modelRecord) === made.fingerprint;
+  if (!made.trained && existsSync(files.model) && sameLineage) return { note: "" };
+  mkdirSync(dirname(files.model), { recursive: true });
+  for (const path of [files.model, files.modelRecord]) removeDeadTemporaries(dirname(path), `${basename(path)}.tmp-`);
+  let note = "";
+  if (existsSync(files.model) && !sameLineage) {
+    const stamp = asideStamp();
+    const aside = asideName(files.model, stamp);
+    renameSync(files.model, aside);
+    if (existsSync(files.modelRecord)) renameSync(files.modelRecord, asideName(files.modelRecord, stamp));
+    note = `The model trained before from other inputs or settings was set aside as ${displayPath(aside)}.`;
+  }
+  await saveResNet18(model, files.model); // atomic
+  const record: ModelRecord = {
+    format: "celeba-sae fine-tuned model", sha256: await artifactId(files.model), steps: made.steps, fingerprint: made.fingerprint, initialWeights: made.initialWeights,
+  };
+  writeFileAtomicSync(files.modelRecord, JSON.stringify(record, null, 1) + "\n");
+  return { note };
+}

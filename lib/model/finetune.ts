@@ -13,44 +13,59 @@
 // ImageNet normalisation of the inputs (what torchvision's weights were trained with).
 //
 
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
 
-import { basename, dirname, join } from "node:path";
 import { Adam } from "./adam";
+
 
 import { tf } from "../kernels/backend";
 
+
 import type { FinetuneConfig, RunConfig } from "../run/config";
+
 
 import { openRunDataset } from "../data/datasets";
 
+
 import { showFigure, type Figure } from "../display/figures";
+
 
 import { createImageLoader, type ImageBatch } from "../data/image-loader";
 
+
 import { createNativeTrainer, type NativeTrainer } from "./onnx/train";
+
 
 import { chooseEngine, describeEngine } from "../kernels/onnxruntime";
 
+
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
 
+
 import { displayPath } from "../util/project";
+
 import { runFiles } from "../run/files";
+
+import { artifactId } from "../util/artifact-id";
 
 import { ProgressBar, type ProgressMode } from "../display/progress";
 
-import { saveResNet18, type ResNet18 } from "./resnet18";
+import type { ResNet18 } from "./resnet18";
+
 import { seededShuffle } from "../util/random";
+
 
 import { imageCachePath } from "../data/datasets";
 
-import { initialModel } from "./initial-weights";
+import { initialModel, type InitialWeights } from "./initial-weights";
 
-import { listCheckpoints, loadCheckpoint, readCheckpointState, saveCheckpoint, type TrainingState } from "./checkpoints";
+import { loadCheckpoint, resumableCheckpoint, saveCheckpoint, saveFinetunedModel, type TrainingState } from "./checkpoints";
 
 import type { LossValues } from "./loss";
 
+
 import { NonFiniteLossError, trainStep, type StepOptions } from "./step";
+
 
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -113,10 +128,15 @@ export function totalSteps(count: number, settings: Pick<TrainSettings, "epochs"
   return settings.maxSteps === null ? all : Math.min(all, settings.maxSteps);
 }
 
-function fingerprintOf(options: TrainOptions): string {
+/**
+ * What a checkpoint must have been made with to be resumed: every setting that shapes a step, and the inputs
+ * (`fingerprintExtra`). Not `maxSteps` nor `epochs`: raising either continues the same run, whose data order for
+ * epoch k is fixed by (seed, k).
+ */
+export function fingerprintOf(options: Pick<TrainOptions, "settings" | "count" | "training" | "fingerprintExtra">): string {
   const s = options.settings;
   return JSON.stringify({
-    preset: s.preset, epochs: s.epochs, batchSize: s.batchSize, chunkSize: s.chunkSize, learningRate: s.learningRate,
+    preset: s.preset, batchSize: s.batchSize, chunkSize: s.chunkSize, learningRate: s.learningRate,
     temperature: s.temperature, seed: s.seed, count: options.count, training: options.training ?? true, ...options.fingerprintExtra,
   });
 }
@@ -151,19 +171,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   let resumedFrom: number | null = null;
   let note = "";
   let lastCheckpoint: string | null = null;
-  const latest = listCheckpoints(options.checkpointDir).pop();
-  if (latest !== undefined) {
-    if (readCheckpointState(latest.path).fingerprint === fingerprint) {
-      state = await loadCheckpoint(latest.path, model, adam);
-      resumedFrom = state.step;
-      lastCheckpoint = latest.path;
-    } else {
-      const aside = join(options.checkpointDir, "other-settings");
-      rmSync(aside, { recursive: true, force: true });
-      mkdirSync(aside, { recursive: true });
-      for (const old of listCheckpoints(options.checkpointDir)) renameSync(old.path, join(aside, basename(old.path)));
-      note = `The checkpoints in ${displayPath(options.checkpointDir)} were made with other settings: training started afresh, and they were moved to ${displayPath(aside)}.`;
-    }
+  const resumable = resumableCheckpoint(options.checkpointDir, fingerprint);
+  note = resumable.note;
+  if (resumable.path !== null) {
+    state = await loadCheckpoint(resumable.path, model, adam);
+    resumedFrom = state.step;
+    lastCheckpoint = resumable.path;
   }
   const history = [...state.history];
   const bar = new ProgressBar({ total, desc: "Training...", unit: "it", mode: options.progress });
@@ -240,10 +253,19 @@ export function chooseTrainEngine(config: RunConfig, width: number, load?: Param
   return { native, description: native.description };
 }
 
-/** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors. */
+/** The id of the initial weights in the checkpoints' fingerprint: the file's SHA-256, or the random initialisation's seed. */
+export async function initialWeightsId(weights: InitialWeights): Promise<string> {
+  if (weights.kind === "imagenet") return weights.sha256;
+  if (weights.kind === "file") return artifactId(weights.path);
+  return `torchvision's random initialisation (seed ${weights.seed})`;
+}
+
+/** Fine-tunes the run's model on the run's dataset and writes runs/<run>/resnet18.safetensors and its record (resnet18.json). */
 export async function finetune(config: RunConfig, options: { progress?: ProgressMode; showCurve?: boolean } = {}): Promise<FinetuneResult> {
   const dataset = await openRunDataset(config);
-  const { model, source } = await initialModel(config);
+  const files = runFiles(config.run);
+  const { model, source, weights } = await initialModel(config);
+  const weightsId = await initialWeightsId(weights);
   const f = config.finetune;
   let engine: ReturnType<typeof chooseTrainEngine>;
   try {
@@ -257,24 +279,27 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     cache: imageCachePath(config, dataset), onBadImage: config.onBadImage, reuseBatchMemory: true,
   });
   try {
-    const result = await trainModel({
+    const identities = dataset.identities === null ? null : dataset.identities.ids;
+    const train: TrainOptions = {
       model,
       count: dataset.count,
       batches: (order, batchSize) => loader.batches({ order, batchSize }),
-      identities: dataset.identities === null ? null : dataset.identities.ids,
+      identities,
       settings: { ...f, seed: config.seed },
-      checkpointDir: runFiles(config.run).checkpoints,
-      fingerprintExtra: { imageSize: config.imageSize, resize: config.resize, dataset: dataset.root, weights: source },
+      checkpointDir: files.checkpoints,
+      fingerprintExtra: {
+        imageSize: config.imageSize, resize: config.resize, images: dataset.imagesId, weights: weightsId,
+        ...(f.preset === "recommended" ? { identities: identities === null ? "none" : createHash("sha256").update(identities).digest("hex") } : {}),
+      },
       progress: options.progress,
       showCurve: options.showCurve,
       native: engine.native ?? undefined,
-    });
-    const modelPath = runFiles(config.run).model;
-    if (result.stepsThisRun > 0 || !existsSync(modelPath)) {
-      mkdirSync(dirname(modelPath), { recursive: true });
-      await saveResNet18(model, modelPath); // atomic; untouched when nothing was trained, so 03's vectors stay valid
-    }
-    return { ...result, modelPath, initialWeights: source, images: dataset.count, engine: engine.description };
+    };
+    const result = await trainModel(train);
+    const modelPath = files.model;
+    const saved = await saveFinetunedModel(model, files, { fingerprint: fingerprintOf(train), steps: result.steps, trained: result.stepsThisRun > 0, initialWeights: source });
+    const note = [result.note, saved.note].filter((n) => n !== "").join(" ");
+    return { ...result, note, modelPath, initialWeights: source, images: dataset.count, engine: engine.description };
   } finally {
     await loader.close();
     await engine.native?.close();

@@ -208,7 +208,8 @@ type Rule =
   | { readonly kind: "choice"; readonly values: readonly string[] };
 
 const POSITIVE_INT: Rule = { kind: "int", min: 1 };
-const ANY_INT: Rule = { kind: "int" };
+/** Seeds are unsigned 32-bit (lib/util/random hashes them modulo 2³²): 2³² acted as seed 0, −1 as 2³² − 1. */
+const SEED: Rule = { kind: "int", min: 0, max: 2 ** 32 - 1 };
 const PRESET: Rule = { kind: "choice", values: ["post", "recommended"] };
 const FEATURES: Rule = { kind: "string", pattern: /^\d+(-\d+)?(,\d+(-\d+)?)*$/, hint: 'feature numbers like "0-15" or "0,3,7"' };
 
@@ -218,7 +219,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   dataset: { kind: "string", pattern: /\S/, hint: "auto, synthetic, celeba or a folder path" },
   "synthetic.count": { kind: "int", min: 1, max: 999_999 },
   "synthetic.identities": POSITIVE_INT,
-  "synthetic.seed": { kind: "int", min: 0, max: 2 ** 32 - 1 },
+  "synthetic.seed": SEED,
   imageSize: { kind: "int", min: 16, max: 1024 },
   resize: PRESET,
   limit: { kind: "int", min: 1, nullable: true },
@@ -226,7 +227,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   imageCache: { kind: "bool" },
   prefetchBatches: POSITIVE_INT,
   backend: { kind: "choice", values: ["auto", ...BACKEND_ORDER] },
-  seed: ANY_INT,
+  seed: SEED,
   "finetune.preset": PRESET,
   "finetune.epochs": POSITIVE_INT,
   "finetune.batchSize": { kind: "int", min: 2 },
@@ -257,7 +258,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "inspect.rotationSample": POSITIVE_INT,
   "blindTest.features": FEATURES,
   "blindTest.rater": { kind: "choice", values: ["auto", "human"] },
-  "blindTest.seed": ANY_INT,
+  "blindTest.seed": SEED,
   "export.title": { kind: "string", pattern: /\S/, hint: "a title" },
   "export.date": { kind: "string", pattern: /^$|^\d{4}-\d{2}-\d{2}$/, hint: 'YYYY-MM-DD, or "" for the day of the export' },
   "export.tags": { kind: "string" },
@@ -353,7 +354,37 @@ export function validateConfig(raw: unknown): RunConfig {
   if (config.synthetic.identities > config.synthetic.count) {
     throw new Error(`config "synthetic.identities" (${config.synthetic.identities}) cannot exceed synthetic.count (${config.synthetic.count})`);
   }
+  if (config.sae.architecture === "topk" && config.sae.k > config.sae.dictionarySize) {
+    throw new Error(`config sae.k (${config.sae.k}) cannot exceed sae.dictionarySize (${config.sae.dictionarySize}): a TopK SAE keeps k of its features for each face`);
+  }
+  const features = Math.min(config.sae.dictionarySize, EMBEDDING_DIMENSIONS);
+  const why = config.sae.dictionarySize <= EMBEDDING_DIMENSIONS ? `sae.dictionarySize is ${config.sae.dictionarySize}` : `the embedding has ${EMBEDDING_DIMENSIONS} dense dimensions`;
+  for (const key of ["inspect.features", "blindTest.features"] as const) {
+    const spec = key === "inspect.features" ? config.inspect.features : config.blindTest.features;
+    const largest = largestFeature(spec, key);
+    if (largest >= features) {
+      throw new Error(
+        `config ${key} = "${spec}" names feature ${largest}, but features run from 0 to ${features - 1} (${why}): ` +
+          `pick features in that range, e.g. --set ${key}=0-${Math.min(15, features - 1)}`,
+      );
+    }
+  }
   return config;
+}
+
+/** ResNet18's embedding width: the dense dimensions, which the inspect and blind-test feature numbers also index. */
+export const EMBEDDING_DIMENSIONS = 512;
+
+/** The largest number of a feature list such as "0-15,40", read without listing its numbers ("0-1000000000" is one range). */
+function largestFeature(spec: string, where: string): number {
+  let largest = 0;
+  for (const part of spec.split(",")) {
+    const bounds = part.split("-").map(Number);
+    const [first, last] = [bounds[0], bounds[bounds.length - 1]];
+    if (last < first) throw new Error(`feature range "${part}" in ${where} runs backwards: write the smaller number first`);
+    largest = Math.max(largest, last);
+  }
+  return largest;
 }
 
 /** Applies `key=value` overrides (dotted keys, e.g. `synthetic.count=200`), checking keys and values. */
@@ -411,6 +442,8 @@ export function loadRunConfig(run: string = process.env[RUN_ENV] ?? "dev"): RunC
 
 /** Feature numbers from "0-15" or "0,3,7" (as the inspect and blind-test settings write them). */
 export function parseFeatureList(spec: string): number[] {
+  const largest = largestFeature(spec, `"${spec}"`);
+  if (largest > 1_000_000) throw new RangeError(`feature list "${spec}" names feature ${largest}: no SAE here has that many features`);
   return spec.split(",").flatMap((part) => {
     const [a, b] = part.split("-").map(Number);
     if (b === undefined) return [a];

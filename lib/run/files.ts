@@ -4,12 +4,15 @@
 //   config.json                 the run's config (lib/run/config)
 //   dataset.json                which dataset the run uses (notebook 01)
 //   initial_weights.json        the weights fine-tuning started from: ImageNet (revision, SHA-256), a file or random
+//   usable_images.json          the images every stage uses: those that decode (notebook 01, or the first stage to
+//                               open the dataset after its images changed)
 //   image-cache/                decoded images, when the dataset's own folder is read-only (notebook 02)
 //   checkpoints/                fine-tuning checkpoints, step-N (notebook 02)
-//   resnet18.safetensors        the fine-tuned model, torchvision key names (notebook 02)
+//   resnet18.safetensors        the fine-tuned model, torchvision key names (notebook 02), with .json (its SHA-256 and
+//                               what made it)
 //   resnet18.onnx               the same model for ONNX Runtime (notebook 03)
 //   face_vectors.npy            N × 512 float32 in listing order (notebook 03), with .files.txt (the image of each
-//                               row), .json (what made them) and .parts/ (an embedding under way)
+//                               row), .json (what made them and their SHA-256) and .parts/ (an embedding under way)
 //   sae.safetensors, sae.json   the sparse autoencoder and its meta (notebook 04); sae-checkpoint/ while it trains
 //   sae_features.npy            dense N × dictionary features, when small enough (notebook 04)
 //   sae_feature_stats.json      per-feature statistics (notebook 04)
@@ -19,8 +22,12 @@
 //   blind-test-key.json         the unblinding key, outside the served folder (notebook 06)
 //   notebooks/                  the executed notebooks
 //   post/                       the exported blog post (notebook 07, npm run export)
+//
+// A finished artifact whose inputs changed is not overwritten: it is set aside under `asideName` (e.g.
+// face_vectors.before-20250101-120000.npy) before the stage starts afresh.
 
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, extname, join } from "node:path";
 import { projectRoot } from "../util/project";
 
 /** The file and folder names inside a run folder. */
@@ -28,9 +35,11 @@ export const RUN_FILE_NAMES = {
   config: "config.json",
   dataset: "dataset.json",
   initialWeights: "initial_weights.json",
+  usableImages: "usable_images.json",
   imageCache: "image-cache",
   checkpoints: "checkpoints",
   model: "resnet18.safetensors",
+  modelRecord: "resnet18.json",
   onnxModel: "resnet18.onnx",
   faceVectors: "face_vectors.npy",
   faceVectorsFiles: "face_vectors.files.txt",
@@ -81,9 +90,11 @@ export function runFolderFiles(folder: string): RunFiles {
     config: at(n.config),
     dataset: at(n.dataset),
     initialWeights: at(n.initialWeights),
+    usableImages: at(n.usableImages),
     imageCache: at(n.imageCache),
     checkpoints: at(n.checkpoints),
     model: at(n.model),
+    modelRecord: at(n.modelRecord),
     onnxModel: at(n.onnxModel),
     faceVectors: at(n.faceVectors),
     faceVectorsFiles: at(n.faceVectorsFiles),
@@ -112,4 +123,25 @@ export function runFolderFiles(folder: string): RunFiles {
 /** The paths of `runs/<run>/`. */
 export function runFiles(run: string): RunFiles {
   return runFolderFiles(runDir(run));
+}
+
+/** `YYYYMMDD-HHMMSS` of `date` (UTC): the suffix of things set aside. */
+export function asideStamp(date: Date = new Date()): string {
+  return date.toISOString().slice(0, 19).replace(/-|:/g, "").replace("T", "-");
+}
+
+/**
+ * Where a finished artifact (file or folder) is set aside when what it was made from changed:
+ * `<name>.before-<stamp><extension>` beside it, e.g. face_vectors.before-20250101-120000.npy (numpy still opens
+ * it), `checkpoints.before-20250101-120000`; `-2`, `-3`… after the stamp when that name is taken.
+ * `face_vectors.files.txt` keeps its double extension.
+ */
+export function asideName(path: string, stamp: string = asideStamp()): string {
+  const name = basename(path);
+  const ext = name.endsWith(".files.txt") ? ".files.txt" : extname(name);
+  const stem = join(dirname(path), `${name.slice(0, name.length - ext.length)}.before-${stamp}`);
+  for (let n = 1; ; n++) {
+    const candidate = `${stem}${n === 1 ? "" : `-${n}`}${ext}`;
+    if (!existsSync(candidate)) return candidate;
+  }
 }

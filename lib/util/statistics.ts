@@ -374,7 +374,10 @@ export function formatTTest(result: TestResult): string {
   return `t-stat: ${result.statistic.toFixed(4)}, pvalue: ${result.pvalue.toFixed(4)}`;
 }
 
-/** One row of `compareRatings`: a test's statistic, its p-value where it has one, and how it was computed. */
+/**
+ * One row of `compareRatings`: a test's statistic, its p-value where it has one, and how it was computed. A type, not
+ * an interface, so that it is a table row (lib/display/html-table's Row, a record of cells) as notebook 06 shows it.
+ */
 export type ComparisonRow = {
   readonly statistic: number | null;
   readonly "p-value": number | null;
