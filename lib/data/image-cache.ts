@@ -17,7 +17,7 @@ import { readFile, type FileHandle } from "node:fs/promises";
 
 import { readNpyHeader } from "../formats/npy";
 
-import type { ResizeMode, ResizeOptions } from "./image-decode";
+import type { ResizeMode } from "./image-decode";
 
 import { imageFilesId } from "./image-files-id";
 
