@@ -2,7 +2,7 @@
 // resumable in parts; not recomputed when done. A narrow ResNet18 (width 4) on 12 synthetic faces at 32×32.
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
@@ -98,6 +98,14 @@ describe("embedDataset", () => {
     expect(result.alreadyDone).toBe(false);
     expect(result.note).toMatch(/it changed since it was written/);
     expect((await embedDataset(config, { progress: "silent" })).alreadyDone).toBe(true);
+  });
+
+  it("a kill between writing the record and removing the parts leaves nothing behind on the next start", async () => {
+    const key = (JSON.parse(readFileSync(runFiles(run).faceVectorsRecord, "utf8")) as { key: unknown }).key;
+    mkdirSync(runFiles(run).faceVectorsParts, { recursive: true });
+    writeFileSync(join(runFiles(run).faceVectorsParts, "key.json"), JSON.stringify({ key, partRows: 4 }));
+    expect((await embedDataset(config, { progress: "silent" })).alreadyDone).toBe(true);
+    expect(existsSync(runFiles(run).faceVectorsParts)).toBe(false);
   });
 
   it("removes the temporaries of a killed embedding on the next start", async () => {

@@ -66,6 +66,16 @@ describe("fine-tuning resumes only from checkpoints of the same inputs", () => {
     expect([more.resumedFrom, more.stepsThisRun, more.note]).toEqual([2, 1, ""]);
   }, 120_000);
 
+  it("a kill between writing the model and its record sets nothing aside: the record is written again", async () => {
+    const model = readFileSync(runFiles(run).model);
+    rmSync(runFiles(run).modelRecord);
+    const again = await finetune(configWith("finetune.maxSteps=3"), silently);
+    expect([again.stepsThisRun, again.note]).toEqual([0, ""]);
+    expect(readFileSync(runFiles(run).model).equals(model)).toBe(true);
+    expect(existsSync(runFiles(run).modelRecord)).toBe(true);
+    expect(readdirSync(runDir(run)).filter((n) => n.includes(".before-"))).toEqual([]);
+  }, 120_000);
+
   it("removes the temporary folder a kill -9 left in the middle of writing a checkpoint", async () => {
     const dead = spawnSync("true").pid; // a process that has exited
     const left = join(runFiles(run).checkpoints, `step-000004.tmp-${dead}`);

@@ -239,7 +239,11 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const done = readJson(record) as EmbedRecord | null;
   const finished = done !== null && existsSync(path) && existsSync(filesPath);
   const intact = finished && typeof done.sha256 === "string" && done.sha256 === (await artifactId(path));
+  const parts = runFiles(config.run).faceVectorsParts;
+  const stored = readJson(join(parts, "key.json")) as { key: EmbedKey; partRows: number } | null;
   if (finished && intact && sameKey(done.key, key)) {
+    // The parts of this very embedding, when a kill came between writing its record and removing them.
+    if (stored !== null && sameKey(stored.key, key)) rmSync(parts, { recursive: true, force: true });
     const onnx = typeof done.onnx === "string" && existsSync(done.onnx) ? done.onnx : null;
     return {
       path, filesPath, rows: done.rows, dim: done.dim, resumedRows: done.rows, seconds: 0, imagesPerSecond: 0, alreadyDone: true, skippedImages: done.skipped,
@@ -248,8 +252,6 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   }
 
   const partRows = options.partRows ?? 16 * config.embed.batchSize;
-  const parts = runFiles(config.run).faceVectorsParts;
-  const stored = readJson(join(parts, "key.json")) as { key: EmbedKey; partRows: number } | null;
   const resumable = stored !== null && sameKey(stored.key, key);
   const notes: string[] = [];
   if (!resumable) {

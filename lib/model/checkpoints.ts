@@ -7,7 +7,7 @@ import { basename, dirname, join } from "node:path";
 import { Adam } from "./adam";
 import { tf } from "../kernels/backend";
 import { readNpy, writeNpy } from "../formats/npy";
-import { writeFileAtomicSync } from "../util/atomic-write";
+import { temporaryPathFor, writeFileAtomicSync } from "../util/atomic-write";
 import { asideName, asideStamp, type RunFiles } from "../run/files";
 import { artifactId } from "../util/artifact-id";
 import { displayPath } from "../util/project";
@@ -176,42 +176,46 @@ export interface ModelRecord {
   readonly initialWeights: string;
 }
 
-/** The fingerprint recorded beside the run's model, or null (no record, or an unreadable one). */
-function recordedFingerprint(path: string): string | null {
+/** The run's model record, or null (none, or unreadable). */
+function readModelRecord(path: string): Partial<ModelRecord> | null {
   try {
-    const record = JSON.parse(readFileSync(path, "utf8")) as Partial<ModelRecord>;
-    return typeof record.fingerprint === "string" ? record.fingerprint : null;
+    return JSON.parse(readFileSync(path, "utf8")) as Partial<ModelRecord>;
   } catch {
     return null;
   }
 }
 
 /**
- * Writes the fine-tuned model and its record when this training changed it (`trained`), or when the model there was
- * not made by a training of this `fingerprint` — which is then set aside, not overwritten. Untouched otherwise, so
- * that face vectors made from it stay valid. Returns a note when something was set aside.
+ * Writes the fine-tuned model and its record when this training changed it (`trained`), or when the model there is
+ * not the one its record says a training of this `fingerprint` made. A model made from other inputs is set aside, not
+ * overwritten (one whose bytes equal the new model's is simply replaced: a kill between writing a model and its
+ * record leaves that). Untouched otherwise, so that face vectors made from it stay valid. Returns a note when
+ * something was set aside.
  */
 export async function saveFinetunedModel(
   model: ResNet18,
   files: Pick<RunFiles, "model" | "modelRecord">,
   made: { readonly fingerprint: string; readonly steps: number; readonly trained: boolean; readonly initialWeights: string },
 ): Promise<{ note: string }> {
-  const sameLineage = recordedFingerprint(files.modelRecord) === made.fingerprint;
-  if (!made.trained && existsSync(files.model) && sameLineage) return { note: "" };
+  const record = readModelRecord(files.modelRecord);
+  const present = existsSync(files.model) ? await artifactId(files.model) : null;
+  const recorded = present !== null && record?.sha256 === present; // the model there is the one its record describes
+  if (!made.trained && recorded && record?.fingerprint === made.fingerprint) return { note: "" };
   mkdirSync(dirname(files.model), { recursive: true });
   for (const path of [files.model, files.modelRecord]) removeDeadTemporaries(dirname(path), `${basename(path)}.tmp-`);
+  const temp = temporaryPathFor(files.model);
+  await saveResNet18(model, temp);
+  const sha256 = await artifactId(temp);
   let note = "";
-  if (existsSync(files.model) && !sameLineage) {
+  if (present !== null && present !== sha256 && !(recorded && record?.fingerprint === made.fingerprint)) {
     const stamp = asideStamp();
     const aside = asideName(files.model, stamp);
     renameSync(files.model, aside);
     if (existsSync(files.modelRecord)) renameSync(files.modelRecord, asideName(files.modelRecord, stamp));
     note = `The model trained before from other inputs or settings was set aside as ${displayPath(aside)}.`;
   }
-  await saveResNet18(model, files.model); // atomic
-  const record: ModelRecord = {
-    format: "celeba-sae fine-tuned model", sha256: await artifactId(files.model), steps: made.steps, fingerprint: made.fingerprint, initialWeights: made.initialWeights,
-  };
-  writeFileAtomicSync(files.modelRecord, JSON.stringify(record, null, 1) + "\n");
+  renameSync(temp, files.model);
+  const written: ModelRecord = { format: "celeba-sae fine-tuned model", sha256, steps: made.steps, fingerprint: made.fingerprint, initialWeights: made.initialWeights };
+  writeFileAtomicSync(files.modelRecord, JSON.stringify(written, null, 1) + "\n");
   return { note };
 }
