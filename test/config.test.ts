@@ -32,7 +32,7 @@ describe("run config", () => {
     expect(() => applyOverrides(defaultConfig(), ["imageSize=8"])).toThrow(/imageSize takes a whole number from 16 to 1024/);
     expect(() => applyOverrides(defaultConfig(), ["resize=stretch"])).toThrow(/resize takes one of post, recommended/);
     expect(() => applyOverrides(defaultConfig(), ["backend=gpu"])).toThrow(/backend takes one of auto, tensorflow-gpu, tensorflow, wasm, cpu/);
-    expect(() => applyOverrides(defaultConfig(), ["imageCache=maybe"])).toThrow(/imageCache takes true or false/);
+    expect(() => applyOverrides(defaultConfig(), ["imageCache=maybe"])).toThrow(/imageCache takes true, false or auto/);
     expect(() => applyOverrides(defaultConfig(), ["sae.l1=-1"])).toThrow(/sae.l1 takes a number ≥ 0 \(or null\)/);
     expect(() => applyOverrides(defaultConfig(), ["inspect.features=a-b"])).toThrow(/feature numbers like "0-15"/);
     expect(() => applyOverrides(defaultConfig(), ["imageSize"])).toThrow(/key=value/);

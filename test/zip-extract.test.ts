@@ -4,7 +4,8 @@ import { join, resolve } from "node:path";
 import { constants as zlibConstants, deflateRawSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { crc32, crc32Table, listZipEntries, readZipDirectory, ZipError } from "../lib/data/zip/directory";
-import { DEFAULT_ZIP_LIMITS, diskFreeSpace, EXTRACTION_MARKER, EXTRACTION_TEMP_DIR, unsafeEntryNameReason, type FreeSpace } from "../lib/data/zip/safety";
+import { DEFAULT_ZIP_LIMITS, EXTRACTION_MARKER, EXTRACTION_TEMP_DIR, unsafeEntryNameReason } from "../lib/data/zip/safety";
+import { diskFreeSpace, type FreeSpace } from "../lib/util/disk";
 import { extractZip, readExtractionMarker, type ExtractOptions, type ExtractProgress } from "../lib/data/zip-extract";
 import { buildZip, writeZipFile, type ZipWriterEntry } from "./zip-writer";
 

@@ -20,6 +20,7 @@ import { EXTRACTION_MARKER } from "./zip/safety";
 import { SYNTHETIC_ATTRIBUTES } from "./synthetic/attributes";
 import type { Row } from "../display/html-table";
 import { writeFileAtomicSync } from "../util/atomic-write";
+import { diskFreeSpace, formatBytes, requireFreeSpace, type FreeSpace } from "../util/disk";
 import { checkUsableImages, describeUsableImages, storedUsableImages, usableIndices, type UnusableImage, type UsableImagesRecord } from "./usable-images";
 import type { ProgressMode } from "../display/progress";
 
@@ -238,13 +239,48 @@ export function imagesOfSamePerson(dataset: ImageDataset, index: number): number
 }
 
 /**
- * Where decoded images are cached: a uint8 .npy beside the dataset (shared by the runs that use it), or in the run's
- * folder when the dataset's folder is read-only; keyed by resize mode, size and image count.
+ * The largest decoded-image cache `imageCache=auto` makes. Decoding a face on the worker threads costs a fraction of a
+ * millisecond, about what reading its pixels back from disk costs once the cache no longer stays in the page cache;
+ * so a small cache (CelebA at 64 px: 2.5 GB) pays, a large one (CelebA at 224 px: 30 GB) costs disk and time.
  */
-export function imageCachePath(config: RunConfig, dataset: ImageDataset): string | undefined {
-  if (!config.imageCache) return undefined;
+export const IMAGE_CACHE_AUTO_MAX_BYTES = 4 * 2 ** 30;
+
+/** Whether this run caches decoded images, where, and why, in a sentence for people. */
+export interface ImageCacheDecision {
+  readonly path: string | undefined;
+  readonly why: string;
+}
+
+/**
+ * Where decoded images are cached: a uint8 .npy beside the dataset (shared by the runs that use it), or in the run's
+ * folder when the dataset's folder is read-only; keyed by resize mode, size and image count. None when imageCache is
+ * false, or "auto" and the cache would be larger than IMAGE_CACHE_AUTO_MAX_BYTES or than the free disk; with true, a
+ * disk too small for it is an error naming what it needs.
+ */
+export function imageCacheDecision(config: RunConfig, dataset: ImageDataset, free: (dir: string) => FreeSpace | undefined = diskFreeSpace): ImageCacheDecision {
+  if (config.imageCache === false) return { path: undefined, why: "imageCache is false: every pass decodes the JPEGs" };
   const folder = writableFolder(dataset.root) ? join(dataset.root, ".celeba-sae-cache") : runFiles(config.run).imageCache;
-  return join(folder, `images-${config.resize}-${config.imageSize}-n${dataset.count}.npy`);
+  const path = join(folder, `images-${config.resize}-${config.imageSize}-n${dataset.count}.npy`);
+  const bytes = dataset.count * config.imageSize * config.imageSize * 3;
+  if (config.imageCache === "auto" && bytes > IMAGE_CACHE_AUTO_MAX_BYTES) {
+    return {
+      path: undefined,
+      why: `no image cache: it would take ${formatBytes(bytes)}, and decoding on the threads is as fast as reading that back (imageCache=true makes it anyway)`,
+    };
+  }
+  if (!existsSync(path)) {
+    const space = free(folder);
+    if (space !== undefined && space.bytes < bytes) {
+      if (config.imageCache === "auto") return { path: undefined, why: `no image cache: it needs ${formatBytes(bytes)} in ${displayPath(folder)}, which has ${formatBytes(space.bytes)} free` };
+      requireFreeSpace(folder, bytes, "the decoded-image cache", "set imageCache=false (every pass then decodes the JPEGs)", space);
+    }
+  }
+  return { path, why: `decoded images are cached in ${displayPath(path)} (${formatBytes(bytes)})` };
+}
+
+/** The decoded-image cache's path, or undefined when this run keeps none (see imageCacheDecision). */
+export function imageCachePath(config: RunConfig, dataset: ImageDataset): string | undefined {
+  return imageCacheDecision(config, dataset).path;
 }
 
 /** Whether we may write into `folder`: access() says so, and its mode does not mark it read-only (root passes access()). */

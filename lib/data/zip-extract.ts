@@ -32,7 +32,8 @@ import * as zlib from "node:zlib";
 import { ProgressBar, type ProgressOptions } from "../display/progress";
 import { writeFileAtomicSync } from "../util/atomic-write";
 import { yielder } from "../util/yield";
-import { checkFreeSpace, checkOverlaps, checkRatios, checkTotal, DEFAULT_ZIP_LIMITS, diskFreeSpace, EXTRACTION_MARKER, EXTRACTION_TEMP_DIR, fileSize, type FreeSpace, planExtraction, type PlannedEntry } from "./zip/safety";
+import { checkFreeSpace, checkOverlaps, checkRatios, checkTotal, DEFAULT_ZIP_LIMITS, EXTRACTION_MARKER, EXTRACTION_TEMP_DIR, fileSize, planExtraction, type PlannedEntry } from "./zip/safety";
+import { diskFreeSpace, type FreeSpace } from "../util/disk";
 import { crc32, LOCAL_SIZE, readZipDirectory, SIG_LOCAL, type ZipDirectory, type ZipEntry, ZipError } from "./zip/directory";
 
 

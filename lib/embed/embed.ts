@@ -32,6 +32,7 @@ import type { ImageDataset } from "../data/image-dataset";
 import { BadImageError, createImageLoader, type ImageBatch } from "../data/image-loader";
 
 import { checkFiniteRows, createNpyWriter, readNpy, writeNpy } from "../formats/npy";
+import { requireFreeSpace } from "../util/disk";
 
 import { writeFileAtomicSync } from "../util/atomic-write";
 import { chooseEngine, describeEngine, loadOnnxRuntime, type OrtLoad } from "../kernels/onnxruntime";
@@ -272,6 +273,14 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
 
   const model = await loadResNet18(modelPath);
   const dim = model.embeddingSize;
+  // The parts, then face_vectors.npy joined from them: twice the vectors' size until the parts are removed.
+  const vectorBytes = dataset.count * dim * 4;
+  try {
+    requireFreeSpace(runFiles(config.run).dir, 2 * vectorBytes, `${dataset.count} face vectors of ${dim} floats (face_vectors.npy and its parts)`, "move runs/ to a larger disk");
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
   let embedder: Embedder;
   try {
     embedder = await createEmbedder(model, config.finetune.preset, config.embed.engine, { onnxPath: runFiles(config.run).onnxModel, imageSize: config.imageSize, loadOnnxRuntime: options.loadOnnxRuntime });

@@ -8,6 +8,7 @@ import { Adam } from "./adam";
 import { tf } from "../kernels/backend";
 import { readNpy, writeNpy } from "../formats/npy";
 import { temporaryPathFor, writeFileAtomicSync } from "../util/atomic-write";
+import { requireFreeSpace } from "../util/disk";
 import { asideName, asideStamp, type RunFiles } from "../run/files";
 import { artifactId } from "../util/artifact-id";
 import { displayPath } from "../util/project";
@@ -60,6 +61,8 @@ export async function saveCheckpoint(folder: string, model: ResNet18, adam: Adam
   try {
     const tensors: TensorEntry[] = [...dict].map(([key, t]) => ({ key, shape: t.shape, dtype: t.dtype }));
     const flat = new Float32Array(tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0));
+    // The model, Adam's two moments, and the checkpoint it replaces until the rename: asked before a byte is written.
+    requireFreeSpace(folder, 4 * flat.length * 3, `the fine-tuning checkpoint ${checkpointName(state.step)}`, "raise finetune.checkpointEvery or free space");
     let at = 0;
     for (const t of dict.values()) {
       flat.set(Float32Array.from(t.dataSync() as ArrayLike<number>), at);

@@ -137,8 +137,9 @@ export interface RunConfig {
   readonly limit: number | null;
   /** What a corrupt or unreadable image does: stop with its name ("error") or be left out and counted ("skip"). */
   readonly onBadImage: "error" | "skip";
-  /** Keep decoded images in a uint8 .npy cache so later passes don't decode JPEGs again. */
-  readonly imageCache: boolean;
+  /** Keep decoded images in a uint8 .npy cache so later passes don't decode JPEGs again: true, false, or "auto"
+   *  (cache when the cache is small enough to be read faster than decoding, see lib/data/datasets `imageCacheDecision`). */
+  readonly imageCache: boolean | "auto";
   /** Decoded batches kept ready ahead of the model. */
   readonly prefetchBatches: number;
   /** TF.js backend: "auto" picks the fastest that loads; CELEBA_SAE_BACKEND overrides. */
@@ -163,7 +164,7 @@ export function defaultConfig(run = "dev"): RunConfig {
     resize: "post",
     limit: null,
     onBadImage: "error",
-    imageCache: true,
+    imageCache: "auto",
     prefetchBatches: 2,
     backend: "auto",
     seed: 0,
@@ -203,7 +204,7 @@ export function defaultConfig(run = "dev"): RunConfig {
 type Rule =
   | { readonly kind: "int"; readonly min?: number; readonly max?: number; readonly nullable?: boolean }
   | { readonly kind: "number"; readonly min?: number; readonly max?: number; readonly nullable?: boolean }
-  | { readonly kind: "bool" }
+  | { readonly kind: "bool"; readonly auto?: boolean }
   | { readonly kind: "string"; readonly pattern?: RegExp; readonly hint?: string }
   | { readonly kind: "choice"; readonly values: readonly string[] };
 
@@ -224,7 +225,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   resize: PRESET,
   limit: { kind: "int", min: 1, nullable: true },
   onBadImage: { kind: "choice", values: ["error", "skip"] },
-  imageCache: { kind: "bool" },
+  imageCache: { kind: "bool", auto: true },
   prefetchBatches: POSITIVE_INT,
   backend: { kind: "choice", values: ["auto", ...BACKEND_ORDER] },
   seed: SEED,
@@ -281,7 +282,7 @@ function ruleText(rule: Rule): string {
       return `${what}${range}${rule.nullable ? " (or null)" : ""}`;
     }
     case "bool":
-      return "true or false";
+      return rule.auto === true ? "true, false or auto" : "true or false";
     case "string":
       return rule.hint ?? "text";
     case "choice":
@@ -303,7 +304,7 @@ function satisfies(rule: Rule, value: unknown): boolean {
         (rule.max === undefined || value <= rule.max)
       );
     case "bool":
-      return typeof value === "boolean";
+      return typeof value === "boolean" || (rule.auto === true && value === "auto");
     case "string":
       return typeof value === "string" && (rule.pattern === undefined || rule.pattern.test(value));
     case "choice":

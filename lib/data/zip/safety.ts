@@ -3,9 +3,11 @@
 // entries whose local header and data overlap, a compression ratio no photo archive has, a total above the bound
 // derived from the expected dataset, and a total larger than the free disk. Tested in test/zip-extract.test.ts.
 
-import { existsSync, statfsSync, statSync } from "node:fs";
-import { dirname, resolve, sep } from "node:path";
+import { statSync } from "node:fs";
+import { resolve, sep } from "node:path";
+import type { FreeSpace } from "../../util/disk";
 import { LOCAL_SIZE, type ZipDirectory, type ZipEntry, ZipError } from "./directory";
+
 
 
 
@@ -129,26 +131,6 @@ export const DEFAULT_ZIP_LIMITS = {
    */
   ratioMinSize: 4 * 1024 * 1024,
 } as const;
-
-/** Free space where the files go: bytes available to this user, and the block size files are rounded up to. */
-export interface FreeSpace {
-  readonly bytes: number;
-  readonly blockSize: number;
-}
-
-/** The free space of the file system holding `dir` (or its nearest existing parent), or undefined when unknown. */
-export function diskFreeSpace(dir: string): FreeSpace | undefined {
-  let at = resolve(dir);
-  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
-  try {
-    const info = statfsSync(at);
-    // Files take whole blocks: 4 KiB on ext4, XFS, APFS, NTFS. Some file systems (ZFS) report a bigger "optimal
-    // transfer size" as bsize yet store small files in small blocks, so no more than 4 KiB a block is assumed.
-    return { bytes: Number(info.bavail) * Number(info.bsize), blockSize: Math.min(Number(info.bsize), 4096) };
-  } catch {
-    return undefined;
-  }
-}
 
 /** A byte count for people, in SI units: "1.33 GB". */
 function formatSize(bytes: number): string {
