@@ -6,10 +6,12 @@
 //   initial_weights.json        the weights fine-tuning started from: ImageNet (revision, SHA-256), a file or random
 //   image-cache/                decoded images, when the dataset's own folder is read-only (notebook 02)
 //   checkpoints/                fine-tuning checkpoints, step-N (notebook 02)
+//   finetune_findings.json      retrieval on held-out people over fine-tuning, and whether it beats its start (02)
 //   resnet18.safetensors        the fine-tuned model, torchvision key names (notebook 02)
 //   resnet18.onnx               the same model for ONNX Runtime (notebook 03)
 //   face_vectors.npy            N × 512 float32 in listing order (notebook 03), with .files.txt (the image of each
 //                               row), .json (what made them) and .parts/ (an embedding under way)
+//   embed_findings.json         retrieval, verification and probes before vs after fine-tuning, and the verdict (03)
 //   sae.safetensors, sae.json   the sparse autoencoder and its meta (notebook 04); sae-checkpoint/ while it trains
 //   sae_features.npy            dense N × dictionary features, when small enough (notebook 04)
 //   sae_feature_stats.json      per-feature statistics (notebook 04)
@@ -30,12 +32,14 @@ export const RUN_FILE_NAMES = {
   initialWeights: "initial_weights.json",
   imageCache: "image-cache",
   checkpoints: "checkpoints",
+  finetuneFindings: "finetune_findings.json",
   model: "resnet18.safetensors",
   onnxModel: "resnet18.onnx",
   faceVectors: "face_vectors.npy",
   faceVectorsFiles: "face_vectors.files.txt",
   faceVectorsRecord: "face_vectors.json",
   faceVectorsParts: "face_vectors.parts",
+  embedFindings: "embed_findings.json",
   saeWeights: "sae.safetensors",
   saeMeta: "sae.json",
   saeCheckpoint: "sae-checkpoint",
@@ -83,12 +87,14 @@ export function runFolderFiles(folder: string): RunFiles {
     initialWeights: at(n.initialWeights),
     imageCache: at(n.imageCache),
     checkpoints: at(n.checkpoints),
+    finetuneFindings: at(n.finetuneFindings),
     model: at(n.model),
     onnxModel: at(n.onnxModel),
     faceVectors: at(n.faceVectors),
     faceVectorsFiles: at(n.faceVectorsFiles),
     faceVectorsRecord: at(n.faceVectorsRecord),
     faceVectorsParts: at(n.faceVectorsParts),
+    embedFindings: at(n.embedFindings),
     saeWeights: at(n.saeWeights),
     saeMeta: at(n.saeMeta),
     saeCheckpoint: at(n.saeCheckpoint),
