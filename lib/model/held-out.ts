@@ -193,8 +193,10 @@ export function describeChanges(changes: readonly MeasureChange[]): string {
   return changes.map((c) => `${c.name} ${c.before.toFixed(3)} → ${c.after.toFixed(3)} (${signed(c.after - c.before)}; counts from ±${c.margin.toFixed(3)})`).join(", ");
 }
 
-/** One sentence saying whether `subject` beats its start, with the numbers it is drawn from. */
-export function verdictSentence(verdict: Verdict, changes: readonly MeasureChange[], subject: string, start: string): string {
+/** One sentence saying whether `subject` beats its start (a describeInitialWeights text: only what precedes its
+ *  first ": " is said, e.g. "torchvision's random initialisation (seed 0)"), with the numbers it is drawn from. */
+export function verdictSentence(verdict: Verdict, changes: readonly MeasureChange[], subject: string, startDescription: string): string {
+  const start = startDescription.split(": ")[0];
   const numbers = describeChanges(changes);
   switch (verdict) {
     case "better":
