@@ -17,7 +17,7 @@ import {
 } from "../lib/embed/identity-metrics";
 import { Rng } from "../lib/util/random";
 import { applyOverrides, defaultConfig } from "../lib/run/config";
-import { identityScores } from "../lib/util/retrieval";
+import { chanceRecall, identityScores } from "../lib/util/retrieval";
 import { projectRoot } from "../lib/util/project";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -97,6 +97,26 @@ describe("retrieval and verification against numpy (test/fixtures/retrieval)", (
   });
 });
 
+describe("retrieval by chance", () => {
+  it("is 1 − C(n−1−m, k) / C(n−1, k) averaged over queries, as random similarities score", () => {
+    expect(chanceRecall([0, 0, 1, 1], 1)).toBeCloseTo(1 / 3, 12);
+    expect(chanceRecall([0, 0, 1, 1], 2)).toBeCloseTo(2 / 3, 12);
+    expect(chanceRecall([0, 0, 1, 1], 3)).toBe(1);
+    expect(chanceRecall([0, 1, 2], 1)).toBeNaN();
+    // 50 people × 20 pictures: m = 19 of 999 others
+    expect(chanceRecall(Array.from({ length: 1000 }, (_, i) => i % 50), 1)).toBeCloseTo(19 / 999, 12);
+    const ids = [0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 4, 5];
+    const rng = new Rng(5);
+    let sum = 0;
+    const trials = 4000;
+    for (let t = 0; t < trials; t++) {
+      const sim = Float32Array.from({ length: ids.length ** 2 }, () => rng.next());
+      sum += retrievalRecall(sim, ids, [3]).recall[3];
+    }
+    expect(Math.abs(sum / trials - chanceRecall(ids, 3))).toBeLessThan(0.01);
+  });
+});
+
 describe("linear probes", () => {
   it("find an attribute written into one dimension, and stay near the majority baseline for a random one", () => {
     const rng = new Rng(7);
@@ -153,6 +173,7 @@ describe("notebook 03's findings", () => {
   const metrics = (recall1: number, auc: number, probeAccuracy: number) => ({ recallAt1: recall1, recallAt10: 0.5, verificationAuc: auc, queries: 1000, probes: [probe(probeAccuracy)] });
   const evaluation = (after: ReturnType<typeof metrics>, heldOutOfTraining: boolean | null = true) => ({
     sample: 1000, faces: "the 1000 faces of 50 held-out people that notebook 02 measured (people fine-tuning never saw)", heldOutOfTraining,
+    chance: { recallAt1: 0.019, recallAt10: 0.175 },
     before: metrics(0.15, 0.59, 0.76), after, initialWeights: "random initialisation",
   });
   const config = defaultConfig("unused");

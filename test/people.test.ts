@@ -58,6 +58,10 @@ describe("held-out people", () => {
     expect(singles.filter((p) => held.has(p)).length).toBe(Math.round(0.25 * singles.length));
     expect(several.filter((p) => held.has(p)).length).toBe(Math.round(0.25 * several.length));
     expect(splitPeople(ids, 0, 3).heldOutIndices).toEqual([]);
+    // a tiny dataset still holds out two people with several pictures, so that retrieval has a stranger to beat
+    const six = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6];
+    expect(splitPeople(six, 0.1, 0).heldOutPeople.filter((p) => p < 6).length).toBe(2);
+    expect(splitPeople([0, 0, 1, 1, 2, 2], 0.1, 0).heldOutPeople).toEqual([]);
     expect(() => splitPeople(ids, 1, 3)).toThrow(/held-out fraction must be in \[0, 1\)/);
   });
 

@@ -22,7 +22,8 @@ export interface PeopleSplit {
 /**
  * Holds out `fraction` of the people, seeded: people with two or more pictures and people with one are drawn
  * separately (the same fraction of each), so that the held-out faces have as many same-person pairs as the data
- * allows and keep their share of one-picture strangers. A person is on one side only.
+ * allows and keep their share of one-picture strangers; at least two people with several pictures when four or
+ * more have several. A person is on one side only.
  */
 export function splitPeople(ids: ArrayLike<number>, fraction: number, seed: number): PeopleSplit {
   if (!(fraction >= 0 && fraction < 1)) throw new Error(`splitPeople: the held-out fraction must be in [0, 1), got ${fraction}`);
@@ -32,8 +33,11 @@ export function splitPeople(ids: ArrayLike<number>, fraction: number, seed: numb
   const held = new Set<number>();
   for (const [group, several] of [[1, true], [2, false]] as const) {
     const members = people.filter((p) => counts.get(p)! > 1 === several);
+    let take = Math.round(fraction * members.length);
+    // retrieval needs two held-out people with several pictures (a stranger to beat), when 2 stay for training
+    if (several && fraction > 0 && take < 2 && members.length >= 4) take = 2;
     seededShuffle(members, seed, 0x4e1d, group)
-      .slice(0, Math.round(fraction * members.length))
+      .slice(0, take)
       .forEach((p) => held.add(p));
   }
   const trainIndices: number[] = [];

@@ -21,7 +21,7 @@ import { initialModel } from "../model/initial-weights";
 import type { Row } from "../display/html-table";
 import type { ProgressMode } from "../display/progress";
 import { Rng } from "../util/random";
-import { identityScores } from "../util/retrieval";
+import { chanceRecall, identityScores } from "../util/retrieval";
 import { cosineSimilarities, identityChanges, proportionMargin, verdictOf, verdictSentence, writeFindings, type MeasureChange, type Verdict } from "../model/held-out";
 import { runFiles } from "../run/files";
 
@@ -193,6 +193,8 @@ export interface RunEvaluation {
   readonly heldOutOfTraining: boolean | null;
   readonly before: IdentityMetrics;
   readonly after: IdentityMetrics;
+  /** recall@1 and @10 of random similarities on the same faces (lib/util/retrieval chanceRecall; NaN without identities). */
+  readonly chance: { readonly recallAt1: number; readonly recallAt10: number };
   /** What the "before" model was (ImageNet weights, or the random initialisation). */
   readonly initialWeights: string;
 }
@@ -244,6 +246,7 @@ export async function evaluateRun(config: RunConfig, options: { maxImages?: numb
     sample: sample.length,
     faces: chosen.faces,
     heldOutOfTraining: chosen.heldOutOfTraining,
+    chance: sampleIds === null ? { recallAt1: Number.NaN, recallAt10: Number.NaN } : { recallAt1: chanceRecall(sampleIds, 1), recallAt10: chanceRecall(sampleIds, 10) },
     before: identityMetrics(before, dim, sampleIds, attributes, probeOptions),
     after: identityMetrics(after, dim, sampleIds, attributes, probeOptions),
     initialWeights: source,
@@ -259,8 +262,8 @@ export function summaryRows(evaluation: RunEvaluation): Record<string, Row> {
   const { before, after } = evaluation;
   const rows: Record<string, Row> = {};
   if (Number.isFinite(after.recallAt1)) {
-    rows["retrieval recall@1"] = row(before.recallAt1, after.recallAt1);
-    rows["retrieval recall@10"] = row(before.recallAt10, after.recallAt10);
+    rows["retrieval recall@1"] = row(before.recallAt1, after.recallAt1, evaluation.chance.recallAt1);
+    rows["retrieval recall@10"] = row(before.recallAt10, after.recallAt10, evaluation.chance.recallAt10);
     rows["verification ROC AUC"] = row(before.verificationAuc, after.verificationAuc, 0.5);
   }
   if (after.probes.length > 0) rows["mean linear-probe accuracy"] = row(meanAccuracy(before), meanAccuracy(after), meanBaseline);

@@ -41,6 +41,8 @@ import { ProgressBar, type ProgressMode } from "../display/progress";
 
 import type { Row } from "../display/html-table";
 
+import { chanceRecall } from "../util/retrieval";
+
 import { saveResNet18, type ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
 
@@ -308,6 +310,8 @@ export interface FinetuneResult extends TrainResult {
   /** Who ran the passes: "onnxruntime-node 1.30.0 (CPU, 2 threads)" or "TF.js wasm: <why>". */
   readonly engine: string;
   readonly plan: TrainingPlan;
+  /** The person of each measured face ([] without a held-out measure). */
+  readonly heldOutIds: readonly number[];
   /** The held-out curve and verdict (also in runs/<run>/finetune_findings.json), or null without a held-out measure. */
   readonly findings: FinetuneFindings | null;
 }
@@ -460,7 +464,7 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
             heldOutPeople: heldOutSet.people, heldOutFaces: heldOutSet.indices.length,
           });
     if (findings !== null) writeFindings(runFiles(config.run).finetuneFindings, findings);
-    return { ...result, modelPath, initialWeights: source, images: dataset.count, engine: engine.description, plan, findings };
+    return { ...result, modelPath, initialWeights: source, images: dataset.count, engine: engine.description, plan, heldOutIds: heldOutSet?.ids ?? [], findings };
   } finally {
     await loader.close();
     await engine.native?.close();
@@ -511,9 +515,10 @@ export function describeFinetuneResult(result: FinetuneResult): string {
 }
 
 /** The held-out curve as table rows: per measured step, recall@1, recall@10, AUC and the mean loss of the steps
- *  since the previous measurement. */
-export function heldOutRows(result: Pick<TrainResult, "heldOut" | "history">): Record<string, Row> {
+ *  since the previous measurement; and what random similarities would score on the same faces. */
+export function heldOutRows(result: Pick<TrainResult, "heldOut" | "history">, ids: ArrayLike<number> | null = null): Record<string, Row> {
   const rows: Record<string, Row> = {};
+  if (ids !== null) rows["chance (random similarities)"] = { "recall@1": chanceRecall(ids, 1), "recall@10": chanceRecall(ids, 10), "verification AUC": 0.5 };
   let from = 0;
   for (const p of result.heldOut) {
     const losses = result.history.slice(from, p.step).map((h) => h.loss);

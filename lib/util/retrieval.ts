@@ -92,3 +92,26 @@ export function identityScores(sim: ArrayLike<number>, ids: ArrayLike<number>): 
   const r = retrievalRecall(sim, ids, [1, 10]);
   return { recall1: r.recall[1], recall10: r.recall[10], auc: verificationAuc(sim, ids), queries: r.queries };
 }
+
+/**
+ * recall@k by chance: the expected recall when the similarities are random (no ties). For a query with m other
+ * pictures of its person among the n − 1 other faces, the k nearest miss all of them with probability
+ * C(n − 1 − m, k) / C(n − 1, k); recall@k by chance is the mean over queries of one minus that.
+ */
+export function chanceRecall(ids: ArrayLike<number>, k: number): number {
+  const n = ids.length;
+  const counts = new Map<number, number>();
+  for (let i = 0; i < n; i++) counts.set(ids[i], (counts.get(ids[i]) ?? 0) + 1);
+  let sum = 0;
+  let queries = 0;
+  for (let i = 0; i < n; i++) {
+    const m = counts.get(ids[i])! - 1;
+    if (m === 0) continue;
+    queries++;
+    // C(n−1−m, k) / C(n−1, k) = Π_{j<k} (n−1−m−j) / (n−1−j)
+    let miss = 1;
+    for (let j = 0; j < k && miss > 0; j++) miss *= Math.max(0, n - 1 - m - j) / (n - 1 - j);
+    sum += 1 - miss;
+  }
+  return queries > 0 ? sum / queries : Number.NaN;
+}
