@@ -1,7 +1,7 @@
 // Notebooks 02-finetune and 03-embed under real Jupyter, after 01 on 48 synthetic faces at 32×32, 3 steps.
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -54,6 +54,24 @@ describe("notebooks 02-finetune and 03-embed", () => {
     expect(existsSync(join(runFiles(run).checkpoints, "step-000003", "state.json"))).toBe(true);
   });
 
+  it("02 measures 2 held-out people (16 faces, the fewest it holds out) at every step beside the loss, and ends with a verdict saved as the run's findings", () => {
+    const outputs = outputsOf(executed("02-finetune"));
+    const text = outputs.map((o) => (o.output_type === "stream" ? joinText(o.text) : plain(o))).join("\n");
+    expect(text).toMatch(/2 people \(16 faces\) held out, seeded; 16 of their faces measured at every step — and trained on too, since the post trains on every face/);
+    const curve = outputs.find((o) => plain(o).startsWith('Figure "Telling held-out people apart"'));
+    expect(curve, "a held-out curve").toBeDefined();
+    expect(Buffer.from(joinText(curve?.data?.["image/png"] as string | string[]), "base64").subarray(1, 4).toString()).toBe("PNG");
+    const table = outputs.map((o) => joinText(o.data?.["text/html"] as string | string[] | undefined)).find((h) => h.includes("Held-out people, eval mode"));
+    expect(table).toMatch(/chance \(random similarities\)[\s\S]*step 0[\s\S]*step 1[\s\S]*step 2[\s\S]*step 3/);
+    expect(text).toMatch(/^Verdict: (better|worse|no different)\. After 3 steps of the post preset, the model (tells these people apart (better|worse) than|is no different from|is not clearly better or worse than) its start \(torchvision's random initialisation/m);
+    expect(text).toMatch(/these people were held out of the measure only: the post's preset trains on every face/i);
+    const findings = JSON.parse(readFileSync(runFiles(run).finetuneFindings, "utf8")) as Record<string, unknown>;
+    expect(findings).toMatchObject({ preset: "post", steps: 3, imageSize: 32, heldOutPeople: 2, heldOutFaces: 16, heldOutOfTraining: false });
+    expect(["better", "worse", "no different"]).toContain(findings.verdict);
+    expect((findings.curve as { step: number }[]).map((p) => p.step)).toEqual([0, 1, 2, 3]);
+    expect(text).toContain(findings.sentence as string);
+  });
+
   it("03 writes face_vectors.npy of shape (48, 512) that numpy reads, and shows the identity metrics as tables and plots", () => {
     const python = `import numpy; a = numpy.load(${JSON.stringify(runFiles(run).faceVectors)}); print(a.shape, a.dtype, bool(numpy.isfinite(a).all()))`;
     expect(execFileSync("/usr/bin/python3", ["-c", python], { encoding: "utf8" }).trim()).toBe("(48, 512) float32 True");
@@ -66,7 +84,11 @@ describe("notebooks 02-finetune and 03-embed", () => {
     expect(tables[0]).toMatch(/retrieval recall@1[\s\S]*retrieval recall@10[\s\S]*verification ROC AUC[\s\S]*mean linear-probe accuracy/);
     expect(tables[1]).toMatch(/majority baseline[\s\S]*Eyeglasses/);
     const pngs = outputs.filter((o) => o.data?.["image/png"] !== undefined).map(plain);
-    expect(pngs.some((t) => t.startsWith('Figure "Telling people apart (48 faces)"'))).toBe(true);
+    expect(pngs.some((t) => t.startsWith('Figure "Telling people apart (16 faces)"'))).toBe(true);
     expect(pngs.some((t) => t.startsWith('Figure "Linear-probe accuracy of'))).toBe(true);
+    expect(streams).toMatch(/Measured on the 16 faces of 2 held-out people that notebook 02 measured \(people held out of the measure but not of training/);
+    const found = JSON.parse(readFileSync(runFiles(run).embedFindings, "utf8")) as Record<string, unknown>;
+    expect(found).toMatchObject({ preset: "post", sample: 16, heldOutOfTraining: false });
+    expect(streams).toContain(found.sentence as string);
   });
 });

@@ -116,7 +116,7 @@ describe("fine-tuning resumes only from checkpoints of the same inputs", () => {
   }, 120_000);
 
   it("another preset starts afresh", async () => {
-    const result = await finetune(configWith("finetune.maxSteps=3", "finetune.preset=recommended"), silently);
+    const result = await finetune(configWith("finetune.maxSteps=3", "finetune.preset=recommended", "finetune.imagesPerPerson=2"), silently);
     expect(result.resumedFrom).toBeNull();
     expect(result.note).toMatch(/preset: post → recommended/);
   }, 120_000);

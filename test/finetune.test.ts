@@ -11,7 +11,7 @@ import { Adam } from "../lib/model/adam";
 import { batchGradients, NonFiniteLossError, trainStep } from "../lib/model/step";
 import { contrastiveTargets, finetuneLoss, type LossSettings } from "../lib/model/loss";
 import { initialModel } from "../lib/model/initial-weights";
-import { shuffledOrder, totalSteps, trainModel, type BatchSource, type TrainSettings } from "../lib/model/finetune";
+import { personSampler, shuffledOrder, totalSteps, trainModel, type BatchSource, type TrainSettings } from "../lib/model/finetune";
 import { listCheckpoints } from "../lib/model/checkpoints";
 import { rotate180 } from "../lib/model/inputs";
 import type { ImageBatch } from "../lib/data/image-loader";
@@ -318,6 +318,57 @@ describe("training loop", () => {
     const aside = readdirSync(scratch).filter((n) => n.startsWith("b.before-"));
     expect(aside).toHaveLength(1);
     expect(listCheckpoints(join(scratch, aside[0])).map((c) => c.step)).toEqual([4, 6]);
+    straight.dispose();
+    resumed.dispose();
+  });
+
+  it("with identity-balanced batches, augmented views and a held-out measure: measures at 0, every N steps and the last, keeps the curve in its checkpoints, and resumes to the same weights and curve", async () => {
+    const people = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5];
+    const train = people.flatMap((p, i) => (p < 4 ? [i] : [])); // people 4 and 5 held out
+    const sampler = personSampler(train, people, settings, 2);
+    expect(sampler.stepsPerEpoch).toBe(4); // 4 people × 2 slots of 2 pictures, 2 people a batch
+    const seen: number[][] = [];
+    const recording: BatchSource = async function* (order, batchSize) {
+      for await (const batch of fakeSource(8)(order, batchSize)) {
+        seen.push(Array.from(batch.indices));
+        yield batch;
+      }
+    };
+    const measured: number[] = [];
+    const heldOut = {
+      every: 3,
+      measure: (m: ResNet18, step: number) => {
+        measured.push(step);
+        const w = weightsOf(m)[0][0];
+        return { step, recall1: Math.abs(w) % 1, recall10: 1, auc: 0.5, queries: 8 };
+      },
+    };
+    const run = { ...common, count: people.length, identities: people, settings: { ...settings, epochs: 3, maxSteps: 10 }, sampler, augment: true, heldOut }; // epochs end at 4 and 8
+    const straight = createStandIn({ seed: 6 });
+    const a = await trainModel({ ...run, model: straight, batches: recording, checkpointDir: join(scratch, "pk-a") });
+    expect(measured).toEqual([0, 3, 6, 9, 10]);
+    expect(a.heldOut.map((p) => p.step)).toEqual([0, 3, 6, 9, 10]);
+    expect(seen.length).toBe(10);
+    for (const batch of seen) {
+      expect(batch.length).toBe(4);
+      expect(batch.every((i) => people[i] < 4)).toBe(true);
+      expect(new Set(batch.map((i) => people[i])).size).toBe(2);
+    }
+
+    measured.length = 0;
+    const killed = createStandIn({ seed: 6 });
+    await expect(trainModel({ ...run, model: killed, batches: fakeSource(8), checkpointDir: join(scratch, "pk-b"), onStep: (step) => {
+      if (step === 5) throw new Error("killed");
+    } })).rejects.toThrow("killed");
+    killed.dispose();
+    expect(measured).toEqual([0, 3]);
+    measured.length = 0;
+    const resumed = createStandIn({ seed: 6 });
+    const b = await trainModel({ ...run, model: resumed, batches: fakeSource(8), checkpointDir: join(scratch, "pk-b") });
+    expect(b.resumedFrom).toBe(4);
+    expect(measured).toEqual([6, 9, 10]); // 0 and 3 came from the checkpoint
+    expect(b.heldOut).toEqual(a.heldOut);
+    expect(maxAbsDiff(weightsOf(resumed), weightsOf(straight))).toBe(0);
     straight.dispose();
     resumed.dispose();
   });

@@ -11,94 +11,24 @@
 
 import { tf, tidyValues } from "../kernels/backend";
 import type { AttributeTable } from "../data/celeba-metadata";
-import type { RunConfig } from "../run/config";
+import type { Preset, RunConfig } from "../run/config";
 import { openRunDataset } from "../data/datasets";
+import type { ImageDataset } from "../data/image-dataset";
+import { heldOutPlan } from "../model/finetune";
 import { embedImages, readFaceVectors } from "./embed";
 import type { Figure } from "../display/figures";
 import { initialModel } from "../model/initial-weights";
 import type { Row } from "../display/html-table";
 import type { ProgressMode } from "../display/progress";
 import { Rng } from "../util/random";
+import { chanceRecall, identityScores } from "../util/retrieval";
+import { cosineSimilarities, identityChanges, proportionMargin, verdictOf, verdictSentence, writeFindings, type MeasureChange, type Verdict } from "../model/held-out";
+import { runFiles } from "../run/files";
 
-/** Row-normalised vectors' cosine similarities, n × n. */
-export function cosineSimilarities(vectors: Float32Array, dim: number): Float32Array {
-  const n = vectors.length / dim;
-  return tidyValues(() => {
-    const x = tf.tensor2d(vectors, [n, dim]);
-    const z = tf.div(x, tf.maximum(tf.norm(x, "euclidean", 1, true), 1e-12)) as tf.Tensor2D;
-    return tf.matMul(z, tf.transpose(z));
-  });
-}
-
-export interface RetrievalResult {
-  /** recall[k] for each k asked. */
-  readonly recall: Readonly<Record<number, number>>;
-  /** Faces with at least one other picture of the same person in the sample. */
-  readonly queries: number;
-}
-
-/**
- * Same-identity retrieval from an n × n similarity matrix: a query counts as found at k when fewer than k faces of
- * other people are at least as similar as its most similar same-person face (ties count against it).
- */
-export function retrievalRecall(sim: Float32Array, ids: ArrayLike<number>, ks: readonly number[] = [1, 10]): RetrievalResult {
-  const n = ids.length;
-  const hits = ks.map(() => 0);
-  let queries = 0;
-  for (let i = 0; i < n; i++) {
-    let best = -Infinity;
-    for (let j = 0; j < n; j++) if (j !== i && ids[j] === ids[i]) best = Math.max(best, sim[i * n + j]);
-    if (best === -Infinity) continue;
-    queries++;
-    let above = 0;
-    for (let j = 0; j < n; j++) if (ids[j] !== ids[i] && sim[i * n + j] >= best) above++;
-    ks.forEach((k, m) => {
-      if (above < k) hits[m]++;
-    });
-  }
-  const recall: Record<number, number> = {};
-  ks.forEach((k, m) => (recall[k] = queries > 0 ? hits[m] / queries : Number.NaN));
-  return { recall, queries };
-}
-
-/** ROC AUC of scores for binary labels (Mann–Whitney U with average ranks for ties); NaN without both classes. */
-export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<boolean>): number {
-  const n = scores.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  let positives = 0;
-  let rankSum = 0;
-  for (let start = 0; start < n; ) {
-    let end = start + 1;
-    while (end < n && scores[order[end]] === scores[order[start]]) end++;
-    const rank = (start + 1 + end) / 2; // average of ranks start+1 … end
-    for (let k = start; k < end; k++) {
-      if (labels[order[k]]) {
-        positives++;
-        rankSum += rank;
-      }
-    }
-    start = end;
-  }
-  const negatives = n - positives;
-  if (positives === 0 || negatives === 0) return Number.NaN;
-  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
-}
-
-/** Verification ROC AUC over all pairs i < j: cosine similarity as the score, "same person" as the label. */
-export function verificationAuc(sim: Float32Array, ids: ArrayLike<number>): number {
-  const n = ids.length;
-  const pairs = (n * (n - 1)) / 2;
-  const scores = new Float32Array(pairs);
-  const same: boolean[] = new Array<boolean>(pairs);
-  let p = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      scores[p] = sim[i * n + j];
-      same[p++] = ids[i] === ids[j];
-    }
-  }
-  return rocAuc(scores, same);
-}
+// The retrieval and verification arithmetic lives in lib/util/retrieval (fine-tuning's held-out curve counts with it
+// too), the cosine similarities in lib/model/held-out; both are re-exported here for notebook 03's readers.
+export { retrievalRecall, rocAuc, verificationAuc, type RetrievalResult } from "../util/retrieval";
+export { cosineSimilarities } from "../model/held-out";
 
 export interface ProbeResult {
   readonly attribute: string;
@@ -240,12 +170,11 @@ export function identityMetrics(vectors: Float32Array, dim: number, ids: ArrayLi
   let auc = Number.NaN;
   let queries = 0;
   if (ids !== null) {
-    const sim = cosineSimilarities(vectors, dim);
-    const retrieval = retrievalRecall(sim, ids, [1, 10]);
-    recallAt1 = retrieval.recall[1];
-    recallAt10 = retrieval.recall[10];
-    queries = retrieval.queries;
-    auc = verificationAuc(sim, ids);
+    const scores = identityScores(cosineSimilarities(vectors, dim), ids);
+    recallAt1 = scores.recall1;
+    recallAt10 = scores.recall10;
+    queries = scores.queries;
+    auc = scores.auc;
   }
   const n = vectors.length / dim;
   const probes = attributes === null ? [] : linearProbe(vectors, dim, attributes, probeSplit(n, ids, options.testFraction ?? 0.2, options.seed ?? 0), options);
@@ -257,22 +186,46 @@ export function identityMetrics(vectors: Float32Array, dim: number, ids: ArrayLi
 
 export interface RunEvaluation {
   readonly sample: number;
+  /** Which faces were measured, in words (held-out people, and whether fine-tuning saw them). */
+  readonly faces: string;
+  /** True when the faces are of people fine-tuning never saw, false when they are held-out people the run trained on
+   *  anyway (the post's preset), null when the sample is not of held-out people. */
+  readonly heldOutOfTraining: boolean | null;
   readonly before: IdentityMetrics;
   readonly after: IdentityMetrics;
+  /** recall@1 and @10 of random similarities on the same faces (lib/util/retrieval chanceRecall; NaN without identities). */
+  readonly chance: { readonly recallAt1: number; readonly recallAt10: number };
   /** What the "before" model was (ImageNet weights, or the random initialisation). */
   readonly initialWeights: string;
 }
 
+/** The faces notebook 03 measures: the held-out people's faces that notebook 02 measured (lib/model/finetune
+ *  heldOutPlan), else up to `maxImages` faces of whole people (or any faces, without identities). */
+export function evaluationFaces(config: RunConfig, dataset: Pick<ImageDataset, "count" | "identities">, maxImages: number): { sample: number[]; faces: string; heldOutOfTraining: boolean | null } {
+  const plan = heldOutPlan(config, dataset);
+  const ids = dataset.identities === null ? null : dataset.identities.ids;
+  if (plan.split !== null && plan.measured.length > 0) {
+    const people = new Set(plan.measured.map((i) => ids![i])).size;
+    const seen = plan.heldOutOfTraining
+      ? "people fine-tuning never saw"
+      : "people held out of the measure but not of training: the post's preset trains on every face, so fine-tuning saw them";
+    return { sample: [...plan.measured], faces: `the ${plan.measured.length} faces of ${people} held-out people that notebook 02 measured (${seen})`, heldOutOfTraining: plan.heldOutOfTraining };
+  }
+  const sample = evaluationSample(dataset.count, ids, maxImages, config.seed);
+  return { sample, faces: `${sample.length} faces ${ids === null ? "drawn at random (the dataset has no identities)" : "of whole people drawn at random"}, which fine-tuning trained on`, heldOutOfTraining: null };
+}
+
 /**
- * The metrics of the fine-tuned vectors (face_vectors.npy) and of the initial model's vectors, on the same sample
- * of at most `maxImages` faces (whole identities).
+ * The metrics of the fine-tuned vectors (face_vectors.npy) and of the initial model's vectors, on the same faces
+ * (evaluationFaces: the held-out people's when the run has them, else at most `maxImages` faces of whole people).
  */
 export async function evaluateRun(config: RunConfig, options: { maxImages?: number; progress?: ProgressMode } = {}): Promise<RunEvaluation> {
   const dataset = await openRunDataset(config);
   const ids = dataset.identities === null ? null : dataset.identities.ids;
   const { vectors, dim, files } = await readFaceVectors(config.run);
   const rowOf = new Map(files.map((f, r) => [f, r]));
-  const sample = evaluationSample(dataset.count, ids, options.maxImages ?? 2000, config.seed).filter((i) => rowOf.has(dataset.files[i]));
+  const chosen = evaluationFaces(config, dataset, options.maxImages ?? 2000);
+  const sample = chosen.sample.filter((i) => rowOf.has(dataset.files[i]));
   const after = new Float32Array(sample.length * dim);
   sample.forEach((i, k) => {
     const r = rowOf.get(dataset.files[i])!;
@@ -291,6 +244,9 @@ export async function evaluateRun(config: RunConfig, options: { maxImages?: numb
   const probeOptions: ProbeOptions = { seed: config.seed };
   return {
     sample: sample.length,
+    faces: chosen.faces,
+    heldOutOfTraining: chosen.heldOutOfTraining,
+    chance: sampleIds === null ? { recallAt1: Number.NaN, recallAt10: Number.NaN } : { recallAt1: chanceRecall(sampleIds, 1), recallAt10: chanceRecall(sampleIds, 10) },
     before: identityMetrics(before, dim, sampleIds, attributes, probeOptions),
     after: identityMetrics(after, dim, sampleIds, attributes, probeOptions),
     initialWeights: source,
@@ -306,8 +262,8 @@ export function summaryRows(evaluation: RunEvaluation): Record<string, Row> {
   const { before, after } = evaluation;
   const rows: Record<string, Row> = {};
   if (Number.isFinite(after.recallAt1)) {
-    rows["retrieval recall@1"] = row(before.recallAt1, after.recallAt1);
-    rows["retrieval recall@10"] = row(before.recallAt10, after.recallAt10);
+    rows["retrieval recall@1"] = row(before.recallAt1, after.recallAt1, evaluation.chance.recallAt1);
+    rows["retrieval recall@10"] = row(before.recallAt10, after.recallAt10, evaluation.chance.recallAt10);
     rows["verification ROC AUC"] = row(before.verificationAuc, after.verificationAuc, 0.5);
   }
   if (after.probes.length > 0) rows["mean linear-probe accuracy"] = row(meanAccuracy(before), meanAccuracy(after), meanBaseline);
@@ -356,4 +312,85 @@ export function probeFigure(evaluation: RunEvaluation): Figure {
       height: 480,
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What notebook 03 found (runs/<run>/embed_findings.json)
+
+interface EmbedScores {
+  readonly recall1: number;
+  readonly recall10: number;
+  readonly auc: number;
+  /** Mean linear-probe accuracy over the attributes (NaN without attributes). */
+  readonly probeAccuracy: number;
+}
+
+export interface EmbedFindings {
+  readonly preset: Preset;
+  readonly imageSize: number;
+  readonly initialWeights: string;
+  /** Which faces, in words, and whether fine-tuning saw them (see RunEvaluation). */
+  readonly faces: string;
+  readonly heldOutOfTraining: boolean | null;
+  readonly sample: number;
+  readonly before: EmbedScores;
+  readonly after: EmbedScores;
+  /** Mean accuracy of always answering the majority label (NaN without attributes). */
+  readonly probeBaseline: number;
+  readonly verdict: Verdict;
+  readonly sentence: string;
+  readonly margins: readonly { readonly name: string; readonly margin: number }[];
+}
+
+const scoresOf = (m: IdentityMetrics): EmbedScores => ({ recall1: m.recallAt1, recall10: m.recallAt10, auc: m.verificationAuc, probeAccuracy: meanAccuracy(m) });
+
+/** Before against after: recall@1 and verification AUC (with identities), mean probe accuracy (with attributes),
+ *  each against its margin (lib/model/held-out VERDICT_MARGINS), and the verdict in a sentence. */
+export function embedFindings(config: RunConfig, evaluation: RunEvaluation): EmbedFindings {
+  const { before, after } = evaluation;
+  const changes: MeasureChange[] = [];
+  if (Number.isFinite(after.recallAt1)) {
+    changes.push(...identityChanges({ ...scoresOf(before), queries: before.queries }, { ...scoresOf(after), queries: after.queries }));
+  }
+  const testSize = after.probes[0]?.testSize ?? 0;
+  if (after.probes.length > 0) {
+    const [b, a] = [meanAccuracy(before), meanAccuracy(after)];
+    changes.push({ name: "mean probe accuracy", before: b, after: a, margin: proportionMargin(b, a, testSize) });
+  }
+  const verdict = verdictOf(changes);
+  const baseline = after.probes.length ? after.probes.reduce((s, p) => s + p.baseline, 0) / after.probes.length : Number.NaN;
+  const sentence =
+    changes.length === 0
+      ? "Nothing to compare: the dataset has neither identities nor attributes."
+      : verdictSentence(verdict, changes, "The fine-tuned model", evaluation.initialWeights);
+  return {
+    preset: config.finetune.preset, imageSize: config.imageSize, initialWeights: evaluation.initialWeights, faces: evaluation.faces,
+    heldOutOfTraining: evaluation.heldOutOfTraining, sample: evaluation.sample, before: scoresOf(before), after: scoresOf(after),
+    probeBaseline: baseline, verdict, sentence, margins: changes.map((c) => ({ name: c.name, margin: c.margin })),
+  };
+}
+
+/** Notebook 03's "What we found", from the findings: the verdict, on which faces, and what the probes say. */
+export function describeEmbedFindings(findings: EmbedFindings): string {
+  const lines = [findings.sentence, `Measured on ${findings.faces}.`];
+  if (findings.heldOutOfTraining === false) {
+    lines.push("Since fine-tuning saw these people, a gain here could be remembering their faces rather than learning to tell people apart.");
+  }
+  if (Number.isFinite(findings.probeBaseline)) {
+    const margin = findings.margins.find((m) => m.name === "mean probe accuracy")?.margin ?? 0;
+    const above = (accuracy: number): string =>
+      accuracy - findings.probeBaseline >= margin ? "above" : findings.probeBaseline - accuracy >= margin ? "below" : "at";
+    lines.push(
+      `The attribute probes read ${findings.before.probeAccuracy.toFixed(3)} before and ${findings.after.probeAccuracy.toFixed(3)} after fine-tuning, ` +
+        `against ${findings.probeBaseline.toFixed(3)} for always guessing the majority answer: ${above(findings.before.probeAccuracy)} it before, ${above(findings.after.probeAccuracy)} it after (counting from ±${margin.toFixed(3)}).`,
+    );
+  }
+  return lines.join(" ");
+}
+
+/** embedFindings of the run, written to runs/<run>/embed_findings.json (for the exported post). */
+export function saveEmbedFindings(config: RunConfig, evaluation: RunEvaluation): EmbedFindings {
+  const findings = embedFindings(config, evaluation);
+  writeFindings(runFiles(config.run).embedFindings, findings);
+  return findings;
 }

@@ -13,6 +13,7 @@ import { asideName, asideStamp, type RunFiles } from "../run/files";
 import { artifactId } from "../util/artifact-id";
 import { displayPath } from "../util/project";
 import { removeDeadTemporaries } from "../util/temporaries";
+import type { HeldOutPoint } from "./held-out";
 import type { LossValues } from "./loss";
 import { saveResNet18, type ResNet18 } from "./resnet18";
 
@@ -32,6 +33,8 @@ export interface TrainingState {
   readonly history: readonly LossValues[];
   /** The settings the run was started with: a checkpoint of other settings is not resumed. */
   readonly fingerprint: string;
+  /** The held-out measurements so far (lib/model/held-out); absent in older checkpoints. */
+  readonly heldOut?: readonly HeldOutPoint[];
 }
 
 interface TensorEntry {
@@ -96,7 +99,7 @@ export function listCheckpoints(folder: string): { step: number; path: string }[
 export function readCheckpointState(path: string): TrainingState {
   const file = JSON.parse(readFileSync(join(path, "state.json"), "utf8")) as CheckpointFile;
   if (file.format !== "celeba-sae finetune checkpoint") throw new Error(`${displayPath(path)}/state.json is not a fine-tuning checkpoint`);
-  return { step: file.step, epoch: file.epoch, seed: file.seed, order: file.order, history: file.history, fingerprint: file.fingerprint };
+  return { step: file.step, epoch: file.epoch, seed: file.seed, order: file.order, history: file.history, fingerprint: file.fingerprint, heldOut: file.heldOut ?? [] };
 }
 
 /** Loads a checkpoint's weights, buffers and Adam state into `model` and `adam`; returns its training state. */

@@ -219,3 +219,27 @@ export async function trainStep(model: ResNet18, adam: Adam, images: tf.Tensor4D
   return values;
 }
 
+
+/**
+ * A training-mode forward pass of `images` (NHWC in [0, 1]) that only moves BatchNorm's running statistics, chunk by
+ * chunk as a step's first pass does (on ONNX Runtime when `native` is given), with no gradient and no update.
+ */
+export async function statisticsPass(model: ResNet18, images: tf.Tensor4D, options: { readonly preset: Preset; readonly chunkSize: number; readonly native?: NativeTrainer }): Promise<void> {
+  const n = images.shape[0];
+  const params: Feeds | null = options.native === undefined ? null : Object.fromEntries(model.trainable.map((v, i) => [model.trainableNames[i], feed(v)]));
+  for (let s = 0; s < n; s += options.chunkSize) {
+    const x = tf.tidy(() => preprocess(images.slice(s, Math.min(options.chunkSize, n - s)) as tf.Tensor4D, options.preset));
+    try {
+      if (options.native === undefined || params === null) {
+        tf.tidy(() => {
+          model.apply(x, true);
+        });
+      } else {
+        const f = await options.native.forward(params, feed(x));
+        tf.tidy(() => f.statistics.forEach((st) => model.recordBatchStatistics(st.name, tf.tensor1d(st.mean), tf.tensor1d(st.variance), st.count)));
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+}

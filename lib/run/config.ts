@@ -43,6 +43,23 @@ export interface FinetuneConfig {
   readonly checkpointEvery: number;
   /** Stop after this many steps (null: whole epochs). */
   readonly maxSteps: number | null;
+  /** K of identity-balanced batches (P people × K pictures; lib/data/people); 1: shuffled batches of every face, the
+   *  post's. null: the preset's (post 1, recommended: lib/model/finetune RECOMMENDED_IMAGES_PER_PERSON). Needs the dataset's identities. */
+  readonly imagesPerPerson: number | null;
+  /** Each face as a random crop and mirror of itself (lib/model/inputs augmentViews): "auto" the preset's (post no,
+   *  recommended yes), "on", "off". */
+  readonly augment: "auto" | "on" | "off";
+  /** After training, BatchNorm's running statistics become the plain average of the batch statistics of this many
+   *  training faces under the final weights (lib/model/batch-norm, torch.optim.swa_utils.update_bn); 0 keeps the
+   *  running averages training left, as the post. null: the preset's (post 0, recommended 1024). */
+  readonly batchNormImages: number | null;
+  /** Fraction of the people held out (a seeded split of identities): measured during fine-tuning, never trained on
+   *  by the recommended preset (the post's preset trains on every face, as the post). 0: no held-out measure. */
+  readonly heldOutPeople: number;
+  /** At most this many faces of the held-out people are measured (whole people). */
+  readonly heldOutImages: number;
+  /** Steps between held-out measurements (null: about ten over the run); step 0 and the last step always. */
+  readonly evalEvery: number | null;
   /** Where fine-tuning starts (lib/model/initial-weights): "auto" (ImageNet weights from the Hugging Face Hub when
    *  they can be had, else random initialisation, saying why), "imagenet" (or an error), "random", or the path of a
    *  .safetensors file with torchvision/timm key names. */
@@ -177,6 +194,12 @@ export function defaultConfig(run = "dev"): RunConfig {
       temperature: 0.1,
       checkpointEvery: 25,
       maxSteps: null,
+      imagesPerPerson: null,
+      augment: "auto",
+      batchNormImages: null,
+      heldOutPeople: 0.2,
+      heldOutImages: 1000,
+      evalEvery: null,
       weights: "auto",
       weightsRevision: "",
       engine: "auto",
@@ -237,6 +260,12 @@ const RULES: Readonly<Record<string, Rule>> = {
   "finetune.temperature": { kind: "number", min: 1e-6 },
   "finetune.checkpointEvery": POSITIVE_INT,
   "finetune.maxSteps": { kind: "int", min: 1, nullable: true },
+  "finetune.imagesPerPerson": { kind: "int", min: 1, nullable: true },
+  "finetune.augment": { kind: "choice", values: ["auto", "on", "off"] },
+  "finetune.batchNormImages": { kind: "int", min: 0, nullable: true },
+  "finetune.heldOutPeople": { kind: "number", min: 0, max: 0.9 },
+  "finetune.heldOutImages": { kind: "int", min: 2 },
+  "finetune.evalEvery": { kind: "int", min: 1, nullable: true },
   "finetune.weights": { kind: "string" },
   "finetune.weightsRevision": { kind: "string", pattern: /^$|^[A-Za-z0-9._\/-]+$/, hint: 'a branch or tag like "main", or a 40-hex commit hash' },
   "finetune.engine": { kind: "choice", values: ENGINES },

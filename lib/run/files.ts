@@ -8,11 +8,13 @@
 //                               open the dataset after its images changed)
 //   image-cache/                decoded images, when the dataset's own folder is read-only (notebook 02)
 //   checkpoints/                fine-tuning checkpoints, step-N (notebook 02)
+//   finetune_findings.json      retrieval on held-out people over fine-tuning, and whether it beats its start (02)
 //   resnet18.safetensors        the fine-tuned model, torchvision key names (notebook 02), with .json (its SHA-256 and
 //                               what made it)
 //   resnet18.onnx               the same model for ONNX Runtime (notebook 03)
 //   face_vectors.npy            N × 512 float32 in listing order (notebook 03), with .files.txt (the image of each
 //                               row), .json (what made them and their SHA-256) and .parts/ (an embedding under way)
+//   embed_findings.json         retrieval, verification and probes before vs after fine-tuning, and the verdict (03)
 //   sae.safetensors, sae.json   the sparse autoencoder and its meta (notebook 04); sae-checkpoint/ while it trains
 //   sae_features.npy            dense N × dictionary features, when small enough (notebook 04)
 //   sae_feature_stats.json      per-feature statistics (notebook 04)
@@ -38,6 +40,7 @@ export const RUN_FILE_NAMES = {
   usableImages: "usable_images.json",
   imageCache: "image-cache",
   checkpoints: "checkpoints",
+  finetuneFindings: "finetune_findings.json",
   model: "resnet18.safetensors",
   modelRecord: "resnet18.json",
   onnxModel: "resnet18.onnx",
@@ -45,6 +48,7 @@ export const RUN_FILE_NAMES = {
   faceVectorsFiles: "face_vectors.files.txt",
   faceVectorsRecord: "face_vectors.json",
   faceVectorsParts: "face_vectors.parts",
+  embedFindings: "embed_findings.json",
   saeWeights: "sae.safetensors",
   saeMeta: "sae.json",
   saeCheckpoint: "sae-checkpoint",
@@ -93,6 +97,7 @@ export function runFolderFiles(folder: string): RunFiles {
     usableImages: at(n.usableImages),
     imageCache: at(n.imageCache),
     checkpoints: at(n.checkpoints),
+    finetuneFindings: at(n.finetuneFindings),
     model: at(n.model),
     modelRecord: at(n.modelRecord),
     onnxModel: at(n.onnxModel),
@@ -100,6 +105,7 @@ export function runFolderFiles(folder: string): RunFiles {
     faceVectorsFiles: at(n.faceVectorsFiles),
     faceVectorsRecord: at(n.faceVectorsRecord),
     faceVectorsParts: at(n.faceVectorsParts),
+    embedFindings: at(n.embedFindings),
     saeWeights: at(n.saeWeights),
     saeMeta: at(n.saeMeta),
     saeCheckpoint: at(n.saeCheckpoint),
