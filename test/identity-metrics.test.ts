@@ -9,9 +9,9 @@ import {
   linearProbe,
   probeSplit,
   retrievalRecall,
-  rocAuc,
   verificationAuc,
 } from "../lib/embed/identity-metrics";
+import { rocAuc } from "../lib/util/classification";
 import { Rng } from "../lib/util/random";
 
 beforeAll(async () => {

@@ -19,6 +19,7 @@ import { initialModel } from "../model/finetune";
 import type { Row } from "../display/html-table";
 import type { ProgressMode } from "../display/progress";
 import { Rng } from "../util/random";
+import { rocAuc } from "../util/classification";
 
 /** Row-normalised vectors' cosine similarities, n × n. */
 export function cosineSimilarities(vectors: Float32Array, dim: number): Float32Array {
@@ -59,29 +60,6 @@ export function retrievalRecall(sim: Float32Array, ids: ArrayLike<number>, ks: r
   const recall: Record<number, number> = {};
   ks.forEach((k, m) => (recall[k] = queries > 0 ? hits[m] / queries : Number.NaN));
   return { recall, queries };
-}
-
-/** ROC AUC of scores for binary labels (Mann–Whitney U with average ranks for ties); NaN without both classes. */
-export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<boolean>): number {
-  const n = scores.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  let positives = 0;
-  let rankSum = 0;
-  for (let start = 0; start < n; ) {
-    let end = start + 1;
-    while (end < n && scores[order[end]] === scores[order[start]]) end++;
-    const rank = (start + 1 + end) / 2; // average of ranks start+1 … end
-    for (let k = start; k < end; k++) {
-      if (labels[order[k]]) {
-        positives++;
-        rankSum += rank;
-      }
-    }
-    start = end;
-  }
-  const negatives = n - positives;
-  if (positives === 0 || negatives === 0) return Number.NaN;
-  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
 
 /** Verification ROC AUC over all pairs i < j: cosine similarity as the score, "same person" as the label. */
