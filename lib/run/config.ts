@@ -107,6 +107,12 @@ export interface BlindTestConfig {
   readonly features: string;
   /** "auto": rated from the attribute labels, unattended; "human": a person rates them on a page. */
   readonly rater: "auto" | "human";
+  /**
+   * The kinds of grids rated, comma-separated among dense, sparse (the run's SAE) and sparse-recommended (the
+   * recommended SAE beside the post's); "auto": every kind there is for the automatic rater, the post's two
+   * (dense, sparse) for a person.
+   */
+  readonly kinds: string;
   readonly seed: number;
 }
 
@@ -196,7 +202,7 @@ export function defaultConfig(run = "dev"): RunConfig {
       sweep: "",
     },
     inspect: { features: "0-15", topImages: 16, normalize: "rows", rotationSample: 256 },
-    blindTest: { features: "16-31", rater: "auto", seed: 0 },
+    blindTest: { features: "16-31", rater: "auto", kinds: "auto", seed: 0 },
     export: { title: "Sparse Autoencoder", date: "", tags: "projects,interpretability,machine-learning", permalink: "" },
   };
 }
@@ -257,6 +263,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "inspect.rotationSample": POSITIVE_INT,
   "blindTest.features": FEATURES,
   "blindTest.rater": { kind: "choice", values: ["auto", "human"] },
+  "blindTest.kinds": { kind: "string", pattern: /^auto$|^(dense|sparse|sparse-recommended)(,(dense|sparse|sparse-recommended))*$/, hint: '"auto" or kinds like "dense,sparse,sparse-recommended"' },
   "blindTest.seed": ANY_INT,
   "export.title": { kind: "string", pattern: /\S/, hint: "a title" },
   "export.date": { kind: "string", pattern: /^$|^\d{4}-\d{2}-\d{2}$/, hint: 'YYYY-MM-DD, or "" for the day of the export' },
