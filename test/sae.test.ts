@@ -70,6 +70,19 @@ describe("the recommended budget", () => {
   });
 });
 
+describe("initialisation", () => {
+  it("is the same for the same seed, 0 included (TF.js would draw from Math.random() for a seed of 0)", () => {
+    for (const preset of ["post", "recommended"] as const) {
+      const make = (seed: number): SaeModel => createSae({ preset, architecture: "relu", inputDim: 6, dictionarySize: 10, training: { ...presetTraining(preset, "relu"), batchSize: 4, seed } });
+      const [a, b, c] = [make(0), make(0), make(1)];
+      expect(Array.from(a.params.weightEncoder.dataSync())).toEqual(Array.from(b.params.weightEncoder.dataSync()));
+      expect(Array.from(a.params.weightDecoder.dataSync())).toEqual(Array.from(b.params.weightDecoder.dataSync()));
+      expect(Array.from(a.params.weightEncoder.dataSync())).not.toEqual(Array.from(c.params.weightEncoder.dataSync()));
+      for (const m of [a, b, c]) m.dispose();
+    }
+  });
+});
+
 describe("createRunSae", () => {
   it("builds the SAE a run's config asks for", () => {
     const config = applyOverrides(defaultConfig("x"), ["sae.preset=recommended", "sae.architecture=topk", "sae.k=4", "sae.dictionarySize=16", "sae.epochs=3", "seed=9"]);

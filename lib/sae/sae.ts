@@ -35,6 +35,7 @@ import { tf } from "../kernels/backend";
 import type { Preset, RunConfig, SaeConfig } from "../run/config";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../formats/safetensors";
 import { RUN_FILE_NAMES } from "../run/files";
+import { hash32 } from "../util/random";
 
 export type SaeArchitecture = "relu" | "topk";
 
@@ -342,15 +343,16 @@ export function createSae(spec: SaeSpec): SaeModel {
   const { inputDim: d, dictionarySize: m, training } = spec;
   if (!(Number.isInteger(d) && d > 0 && Number.isInteger(m) && m > 0)) throw new Error(`SAE sizes must be positive integers, got inputDim ${d}, dictionarySize ${m}`);
   if (spec.architecture === "topk" && !(spec.k !== undefined && Number.isInteger(spec.k) && spec.k > 0)) throw new Error(`a topk SAE needs k ≥ 1 (config sae.k), got ${spec.k}`);
-  const seed = training.seed;
+  // TF.js draws from Math.random() when a seed is 0 (falsy): every stream gets a non-zero seed derived from the run's.
+  const seedOf = (stream: number): number => hash32(training.seed, stream) || 1;
   const params = tf.tidy(() => {
     let we: tf.Tensor2D;
     let wd: tf.Tensor2D;
     if (training.init === "post-normal") {
-      we = tf.randomNormal([d, m], 0, 1, "float32", seed);
-      wd = tf.randomNormal([m, d], 0, 1, "float32", seed + 1);
+      we = tf.randomNormal([d, m], 0, 1, "float32", seedOf(0));
+      wd = tf.randomNormal([m, d], 0, 1, "float32", seedOf(1));
     } else {
-      wd = normaliseRows(tf.randomNormal([m, d], 0, 1, "float32", seed + 1));
+      wd = normaliseRows(tf.randomNormal([m, d], 0, 1, "float32", seedOf(1)));
       we = wd.transpose();
     }
     return { we, wd, be: tf.zeros([m]) as tf.Tensor1D, bd: tf.zeros([d]) as tf.Tensor1D };
