@@ -79,10 +79,10 @@ describe("notebook 04-sae", () => {
     expect(comparison).toBeDefined();
     expect(comparison).toMatch(/the post[\s\S]*the recommended SAE[\s\S]*chance: the mean face, no features/);
     expect(html.some((h) => /The sweep[\s\S]*λ = 0\.05[\s\S]*λ = 0\.3[\s\S]*this run \(post\)/.test(h))).toBe(true);
-    // Curves of both SAEs on the held-out faces, two density histograms and the sweep.
+    // Curves of both SAEs on the evaluation faces, two density histograms and the sweep.
     const figures = outputs.map((o) => joinText(o.data?.["text/plain"] as string | string[] | undefined)).filter((t) => t.startsWith("Figure"));
-    expect(figures.filter((f) => f.includes("Explained variance on the held-out faces"))).toHaveLength(1);
-    expect(figures.find((f) => f.includes("Explained variance on the held-out faces"))).toMatch(/the post's SAE[\s\S]*the recommended SAE/);
+    expect(figures.filter((f) => f.includes("Explained variance on the evaluation faces"))).toHaveLength(1);
+    expect(figures.find((f) => f.includes("Explained variance on the evaluation faces"))).toMatch(/the post's SAE[\s\S]*the recommended SAE/);
     expect(outputs.filter((o) => o.data?.["image/png"] !== undefined)).toHaveLength(6);
     // What we found, generated and saved.
     const markdown = outputs.map((o) => joinText(o.data?.["text/markdown"] as string | string[] | undefined)).join("");

@@ -6,11 +6,12 @@ import type { Row } from "../display/html-table";
 import type { SaeMeta } from "./sae";
 import { DENSE_FRACTION, type EvalMetrics } from "./metrics";
 import type { SweepPoint } from "./sweep";
+import { percent } from "../run/findings";
 
 // ---------------------------------------------------------------------------------------------------------------
 // One training
 
-/** One table row per evaluation: the window of training batches before it, then the held-out rows. */
+/** One table row per evaluation: the window of training batches before it, then the evaluation rows (held out by the recommended recipe, trained on by the post's). */
 export function evaluationTable(history: readonly EvalMetrics[]): Row[] {
   return history.map((h) => ({
     step: h.step,
@@ -23,9 +24,9 @@ export function evaluationTable(history: readonly EvalMetrics[]): Row[] {
     L0: h.l0,
     dead: h.dead,
     dense: h.dense,
-    "held-out explained var.": h.heldOut?.explainedVariance ?? null,
-    "held-out L0": h.heldOut?.l0 ?? null,
-    "held-out loss": h.heldOut?.loss ?? null,
+    "evaluation: explained var.": h.heldOut?.explainedVariance ?? null,
+    "evaluation: L0": h.heldOut?.l0 ?? null,
+    "evaluation: loss": h.heldOut?.loss ?? null,
     "‖W_d row‖ min": h.decoderNorm.min,
     "‖W_d row‖ max": h.decoderNorm.max,
     seconds: h.seconds,
@@ -41,7 +42,7 @@ export interface TrainingRun {
 const fmt = (x: number): string => (Math.abs(x) >= 1e3 ? x.toExponential(1) : x.toFixed(3));
 
 /**
- * Held-out explained variance against the step, one line per SAE. The y axis spans 0–1 and whatever lies in
+ * Explained variance of the evaluation rows (held out by the recommended recipe) against the step, one line per SAE. The y axis spans 0–1 and whatever lies in
  * [−1, 1]; a curve far below (the post's recipe can explain less variance than the mean face, a large negative
  * fraction) is drawn along the bottom edge, with its true range in the legend.
  */
@@ -57,7 +58,7 @@ export function explainedVarianceFigure(runs: readonly TrainingRun[]): Figure {
       return { type: "scatter", mode: "lines+markers", name, x: r.history.map((h) => h.step), y: ys.map((y) => (y < bottom ? bottom : y)) };
     }),
     layout: {
-      title: "Explained variance on the held-out faces",
+      title: "Explained variance on the evaluation faces",
       xaxis: { title: "step" },
       yaxis: { title: "fraction of variance explained", range: [bottom, 1.02] },
       width: 700,
@@ -120,11 +121,10 @@ export function sweepFigure(points: readonly SweepPoint[], marked: readonly Swee
   };
 }
 
-const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
-
 /** A few sentences on what a recipe gave: how long it trained and why it stopped, sparsity, reconstruction. */
 export function describeTraining(meta: SaeMeta, history: readonly EvalMetrics[]): string {
   const s = meta.metrics;
+  const pct = (x: number): string => percent(x);
   if (s === undefined || history.length === 0) return `${meta.preset} preset: not trained yet.`;
   const m = meta.dictionarySize;
   const t = meta.training;

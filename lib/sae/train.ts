@@ -196,8 +196,11 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
           }
           const es = t.earlyStopping;
           const losses = history.flatMap((h) => (h.heldOut === null ? [] : [h.heldOut.loss]));
-          if (es !== null && heldOut !== null && step >= es.minSteps && evaluationsWithoutImprovement(losses, es.minImprovement) >= es.patience) stopped = "plateau";
-          else if (step === plan.maxSteps) stopped = "budget";
+          if (es !== null && heldOut !== null && step >= es.minSteps && evaluationsWithoutImprovement(losses, es.minImprovement) >= es.patience) {
+            stopped = "plateau";
+            // The bar ends short of its total: say why.
+            if (bar !== null) bar.desc = `${bar.desc ?? label} (stopped early: held-out loss flat)`;
+          } else if (step === plan.maxSteps) stopped = "budget";
           if (options.checkpointDir !== undefined) {
             await writeCheckpoint(options.checkpointDir, model, adam, rowsSinceFired, { step, history, best, stopped });
           }
