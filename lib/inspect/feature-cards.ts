@@ -11,7 +11,7 @@ import type { RunConfig } from "../run/config";
 import { loadImages } from "../data/datasets";
 import type { ImageDataset } from "../data/image-dataset";
 import type { FeatureStatistics } from "./feature-statistics";
-import { describeBest, featureMeasures, type FeatureMeasures } from "./feature-measures";
+import { baseRates, describeBest, featureMeasures, type FeatureMeasures } from "./feature-measures";
 import { topOf, type FeatureTop } from "./top-activations";
 import type { RankedScan } from "./scan";
 
@@ -29,10 +29,10 @@ export function featureCard(label: string, top: FeatureTop, stats: FeatureStatis
   return { label, rotation, top, measures, histogram: stats.histogram(top.feature) };
 }
 
-/** How many faces a feature fires on, in words: "fires on 7 faces (0.1 %)", "fires on no face". */
+/** How many faces a feature fires on, in words: "fires on 7 faces (0.14 %)", "fires on no face". */
 export function firesOn(fires: number, density: number): string {
   if (fires === 0) return "fires on no face";
-  return `fires on ${fires} face${fires === 1 ? "" : "s"} (${(100 * density).toFixed(1)} %)`;
+  return `fires on ${fires} face${fires === 1 ? "" : "s"} (${(100 * density).toFixed(density < 0.01 ? 2 : 1)} %)`;
 }
 
 /** A card's title: what fires, what it predicts, how its top faces lean, how it turns. */
@@ -60,18 +60,19 @@ export async function sideBySide(pngs: readonly Buffer[], gap = 12): Promise<Buf
 }
 
 /**
- * The faces at `rows` (dataset rows, best first) as a 4-wide grid PNG, optionally titled: fewer than 16 faces make
- * a smaller grid (torchvision's make_grid geometry, the last row's empty cells left as padding); none makes one
- * blank cell under the title.
+ * The faces at `rows` (dataset rows, best first) as a 4-wide grid PNG, optionally titled. Fewer than 16 faces make
+ * fewer rows; the cells no face fills are left blank (white), so a feature that fires on 1 face shows 1 face and 3
+ * empty cells, and one that fires on none 4 empty cells.
  */
 export async function topImagesGrid(dataset: ImageDataset, config: RunConfig, rows: readonly number[], title?: string): Promise<Buffer> {
   // Small images (the synthetic demo's) are enlarged so a grid is legible.
   const scale = config.imageSize < 96 ? 2 : 1;
-  if (rows.length === 0) {
-    const size = config.imageSize;
-    return makeGrid({ data: new Uint8Array(size * size * 3).fill(255), shape: [1, size, size, 3] }, { nrow: 4, title, scale });
-  }
-  return makeGrid(await loadImages(dataset, rows, config), { nrow: 4, title, scale });
+  const size = config.imageSize;
+  const cell = size * size * 3;
+  const cells = Math.max(4, Math.ceil(rows.length / 4) * 4);
+  const data = new Float32Array(cells * cell).fill(1);
+  if (rows.length > 0) data.set((await loadImages(dataset, rows, config)).data);
+  return makeGrid({ data, shape: [cells, size, size, 3] }, { nrow: 4, title, scale });
 }
 
 /** One kind's scan, named, for the cards. */
@@ -85,13 +86,16 @@ export interface NamedScan {
 /** The cards of feature `feature` for each kind, side by side (grids, then all histograms in one figure). */
 export async function showFeatureCards(dataset: ImageDataset, config: RunConfig, kinds: readonly NamedScan[], feature: number): Promise<void> {
   const k = config.inspect.topImages;
+  const rates = dataset.attributes === null ? null : baseRates(dataset.attributes);
   const cards = kinds.map(({ label, scan, rotation }) => {
     const top = topOf({ k, normalized: scan.ranking === "rows", rows: scan.stats.rows, tops: scan.tops[scan.ranking] }, feature, label);
-    return featureCard(`${label} ${feature}`, top, scan.stats, featureMeasures(scan.stats, top, dataset.attributes, null), rotation?.[feature]);
+    return featureCard(`${label} ${feature}`, top, scan.stats, featureMeasures(scan.stats, top, dataset.attributes, rates), rotation?.[feature]);
   });
   const grids = await Promise.all(cards.map((card) => topImagesGrid(dataset, config, card.top.rows, cardTitle(card, k))));
   showPng(await sideBySide(grids), cards.map((c) => `${c.label}: ${firesOn(c.measures.fires, c.measures.density)}${c.measures.fires === 0 ? "" : `, ${describeBest(c.measures.best)}`}`).join(" | "));
-  await showFigure(cardsHistogram(cards));
+  const rankings = new Set(kinds.map((kind) => kind.scan.ranking));
+  const axis = rankings.size > 1 ? "activation (dense: rows L2-normalised; SAEs: raw)" : rankings.has("raw") ? "activation (raw)" : "activation (rows L2-normalised)";
+  await showFigure(cardsHistogram(cards, axis));
 }
 
 /** A card's histogram as bars: bins 1… (bin 0 holds the values at the range's floor: exact zeros of an SAE feature). */
@@ -108,7 +112,7 @@ function histogramBars(card: FeatureCard): { x: number[]; y: number[]; width: nu
 }
 
 /** The cards' activation histograms in one figure (log counts; exact zeros left out, the density says how many). */
-export function cardsHistogram(cards: readonly FeatureCard[]): Figure {
+export function cardsHistogram(cards: readonly FeatureCard[], axisTitle = "activation (rows L2-normalised)"): Figure {
   const bars = cards.map(histogramBars);
   const xs = bars.flatMap((b) => b.x);
   const pad = Math.max(...bars.map((b) => b.width));
@@ -118,7 +122,7 @@ export function cardsHistogram(cards: readonly FeatureCard[]): Figure {
     layout: {
       title: `Non-zero activations of feature ${cards[0]?.top.feature ?? ""}`,
       barmode: "overlay",
-      xaxis: { title: "activation (rows L2-normalised)", ...(range ? { range } : {}) },
+      xaxis: { title: axisTitle, ...(range ? { range } : {}) },
       yaxis: { title: "images", type: "log" },
       width: 700,
       height: 280,
