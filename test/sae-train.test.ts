@@ -224,7 +224,8 @@ describe("training", () => {
     it(`recovers a planted dictionary (${architecture}): mean best cosine > 0.9`, async () => {
       const atoms = 16;
       const { vectors, dictionary } = planted(2048, 24, atoms, 3, 21);
-      const training = recommended(architecture, { epochs: 25, learningRate: 4e-3, l1: architecture === "relu" ? 0.3 : 0, batchSize: 128 });
+      // 40 epochs: at 25 the ReLU recovery still depends on the draw of the initial weights (0.84–0.89 over seeds 3–5).
+      const training = recommended(architecture, { epochs: 40, learningRate: 4e-3, l1: architecture === "relu" ? 0.3 : 0, batchSize: 128 });
       const sae = createSae({ preset: "recommended", architecture, inputDim: 24, dictionarySize: 32, k: 3, training });
       await trainSae(sae, vectors, { progress: "silent" });
       const wd = sae.params.weightDecoder.dataSync();
