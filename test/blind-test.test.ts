@@ -6,8 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { autoRate, bernoulliKlBits } from "../lib/blind-test/auto-rater";
-import { blindTestPaths, BlindSession, ratingsByKind, reencodePng, seededShuffle, type FeatureKind } from "../lib/blind-test/session";
+import { autoRate, bernoulliKlBits, rateRandomGrids } from "../lib/blind-test/auto-rater";
+import { blindTestPaths, BlindSession, ratingsByKind, reencodePng, seededShuffle, sessionKinds, type FeatureKind } from "../lib/blind-test/session";
+import { blindTestKinds } from "../lib/blind-test/analysis";
+import { applyOverrides, defaultConfig } from "../lib/run/config";
 import type { AttributeTable } from "../lib/data/celeba-metadata";
 import { checkRequest, isLoopbackAddress, startRatingServer } from "../lib/blind-test/rating-server";
 
@@ -102,6 +104,32 @@ describe("blind session", () => {
     expect(byKind.dense.length).toBe(4);
     expect(byKind.sparse.length).toBe(4);
     await expect(BlindSession.open(run, { features: [1, 2], seed: 5, rowsOf, renderGrid: leakyGrid })).rejects.toThrow(/move the folder/);
+    // The session holds the post's two kinds: asking for three is refused, not mixed in.
+    await expect(BlindSession.open(run, { features, kinds: ["dense", "sparse", "sparse-recommended"], seed: 5, rowsOf, renderGrid: leakyGrid })).rejects.toThrow(/holds a session of dense, sparse, not dense, sparse, sparse-recommended/);
+  });
+
+  it("rates three kinds in one blinded session; the kinds are in the key, never in the served files", async () => {
+    const three = join(scratch, "run-three");
+    const kinds: FeatureKind[] = ["dense", "sparse", "sparse-recommended"];
+    const rows3 = (kind: FeatureKind, feature: number): number[] => [feature, kinds.indexOf(kind)];
+    const session = await BlindSession.open(three, { features, kinds, seed: 5, rowsOf: rows3, renderGrid: leakyGrid });
+    expect(session.total).toBe(12);
+    expect(readFileSync(blindTestPaths(three).session, "utf8")).not.toMatch(/dense|sparse/);
+    expect(sessionKinds(blindTestPaths(three).key)).toEqual(kinds);
+    for (const id of session.file.order) session.rate(id, session.gridRows(id)[1] + 2, "auto");
+    const byKind = ratingsByKind(session.unblind());
+    expect(byKind).toEqual({ dense: [2, 2, 2, 2], sparse: [3, 3, 3, 3], "sparse-recommended": [4, 4, 4, 4] });
+    await expect(BlindSession.open(three, { features, seed: 5, rowsOf: rows3, renderGrid: leakyGrid })).rejects.toThrow(/holds a session of dense, sparse, sparse-recommended, not dense, sparse/);
+    await expect(BlindSession.open(join(scratch, "run-bad"), { features, kinds: ["dense", "dense"], seed: 5, rowsOf: rows3, renderGrid: leakyGrid })).rejects.toThrow(/kinds must be distinct/);
+  });
+
+  it("chooses the session's kinds: every kind for the automatic rater, the post's two for a person, or as configured", () => {
+    const available: FeatureKind[] = ["dense", "sparse", "sparse-recommended"];
+    expect(blindTestKinds(applyOverrides(defaultConfig("x"), []), available)).toEqual(available);
+    expect(blindTestKinds(applyOverrides(defaultConfig("x"), ["blindTest.rater=human"]), available)).toEqual(["dense", "sparse"]);
+    expect(blindTestKinds(applyOverrides(defaultConfig("x"), ["blindTest.rater=human", "blindTest.kinds=dense,sparse-recommended"]), available)).toEqual(["dense", "sparse-recommended"]);
+    expect(() => blindTestKinds(applyOverrides(defaultConfig("x"), ["blindTest.kinds=dense,sparse-recommended"]), ["dense", "sparse"])).toThrow(/asks for sparse-recommended, which this run does not have/);
+    expect(() => applyOverrides(defaultConfig("x"), ["blindTest.kinds=dense,recommended"])).toThrow(/blindTest.kinds takes/);
   });
 });
 
@@ -230,5 +258,13 @@ describe("automatic rater", () => {
     expect(mixed.rating).toBeLessThanOrEqual(2);
     expect(mixed.scoreBits).toBeLessThan(uniform.scoreBits);
     expect(() => autoRate([99], table)).toThrow(/row 99 is outside/);
+  });
+
+  it("gives an empty grid (a feature that fires on no face) the lowest rating, and rates random grids for chance", () => {
+    expect(autoRate([], table)).toEqual({ rating: 1, scoreBits: 0, attributes: [] });
+    const chance = rateRandomGrids(table, 20, 16, 3);
+    expect(chance).toHaveLength(20);
+    expect(chance).toEqual(rateRandomGrids(table, 20, 16, 3));
+    expect(Math.max(...chance)).toBeLessThanOrEqual(4);
   });
 });

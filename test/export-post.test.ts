@@ -14,6 +14,7 @@ import { documentLeaks, executedNotebooks, exportRun } from "../lib/publish/expo
 import { BLINDED, blindKeyIds, createScrubber, findLeaks, privateValues, REDACTED } from "../lib/publish/export-scrub";
 import { projectRoot } from "../lib/util/project";
 import { runDir, runFiles } from "../lib/run/files";
+import { saveFindings } from "../lib/run/findings";
 import { jupyterPython } from "./notebook-helpers";
 
 const run = `test-export-unit-${process.pid}`;
@@ -298,6 +299,20 @@ describe("exportRun", () => {
     const staticOnly = await exportRun(run, { env: ENV, interactive: false });
     expect(readFileSync(staticOnly.html, "utf8")).not.toContain("<script");
     expect(existsSync(join(runDir(run), "post", "assets"))).toBe(false);
+  });
+
+  it("ends the post with a Findings section composed from the findings the notebooks saved, 'not measured' where none", async () => {
+    saveFindings(run, { notebook: "06-blind-test", sentences: ["The post's SAE's features are rated lower than dense dimensions."], measures: { "post test verdict": "worse", "sparse mean rating": 3.75, "dense mean rating": 4.25, "post test t": -1.0171, "post test p": 0.3172 } });
+    const result = await exportRun(run, { env: ENV, interactive: false });
+    const markdown = readFileSync(result.markdown, "utf8");
+    const findings = markdown.slice(markdown.indexOf("## Findings"));
+    expect(markdown.indexOf("## Findings")).toBeGreaterThan(markdown.indexOf("## Two"));
+    expect(findings).toContain("| blind test: mean rating of the post's SAE's features | 4.44 | 3.75 |");
+    expect(findings).toContain("Not reproduced: the post's SAE's features are rated lower than dense dimensions, where the post rated them higher.");
+    expect(findings).toContain("- **The blind test (06).** The post's SAE's features are rated lower than dense dimensions.");
+    expect(findings).toContain("- **The sparse autoencoders (04).** not measured: the notebook saved no findings.");
+    expect(findings).toMatch(/### Limits of this run[\s\S]*Fine-tuning started from torchvision's random initialisation/);
+    expect(readFileSync(result.html, "utf8")).toContain("<h2>Findings</h2>");
   });
 
   it("shows the blind-test ids once asked to, and never replaces a folder it did not write", async () => {

@@ -12,9 +12,9 @@ import {
   linearProbe,
   probeSplit,
   retrievalRecall,
-  rocAuc,
   verificationAuc,
 } from "../lib/embed/identity-metrics";
+import { rocAuc } from "../lib/util/classification";
 import { Rng } from "../lib/util/random";
 import { applyOverrides, defaultConfig } from "../lib/run/config";
 import { chanceRecall, identityScores } from "../lib/util/retrieval";

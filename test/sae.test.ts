@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import { applyOverrides, defaultConfig } from "../lib/run/config";
-import { createRunSae, createSae, loadSae, loadSaeModel, presetTraining, resolveSaeTraining, saveSae, type SaeModel } from "../lib/sae/sae";
+import { createRunSae, createSae, loadSae, loadSaeModel, presetTraining, resolveArchitecture, resolveSaeTraining, saveSae, type SaeModel } from "../lib/sae/sae";
+import { trainingPlan } from "../lib/sae/train";
 import { RUN_FILE_NAMES } from "../lib/run/files";
 
 const dir = mkdtempSync(join(tmpdir(), "sae-test-"));
@@ -42,6 +43,43 @@ describe("presets", () => {
     const transposed = tf.tidy(() => sae.params.weightDecoder.transpose().dataSync());
     expect(Array.from(sae.params.weightEncoder.dataSync())).toEqual(Array.from(transposed));
     sae.dispose();
+  });
+});
+
+describe("the recommended budget", () => {
+  it("counts training rows, not epochs, holds out, stops early and keeps the best; sae.epochs or sae.trainingRows override", () => {
+    const base = { ...defaultConfig().sae, preset: "recommended" as const };
+    expect(resolveArchitecture(base)).toBe("topk");
+    expect(resolveArchitecture(defaultConfig().sae)).toBe("relu");
+    const t = resolveSaeTraining(base, 0);
+    expect(t).toMatchObject({ epochs: null, trainingRows: 1_000_000, holdOut: true, evalEvery: 50, keepBest: true, l1: 0 });
+    expect(t.earlyStopping).toEqual({ patience: 4, minImprovement: 0.005, minSteps: 500 });
+    // The step size follows the dictionary: 2e-3 at 512 features, 1/√features beyond.
+    expect(t.learningRate).toBeCloseTo(2e-3, 12);
+    expect(resolveSaeTraining({ ...base, dictionarySize: 2048 }, 0).learningRate).toBeCloseTo(1e-3, 12);
+    expect(resolveSaeTraining({ ...base, epochs: 3 }, 0)).toMatchObject({ epochs: 3, trainingRows: null });
+    expect(resolveSaeTraining({ ...base, trainingRows: 5000 }, 0)).toMatchObject({ epochs: null, trainingRows: 5000 });
+    // sae.trainingRows is the recommended recipe's budget: the post's recipe keeps its epochs.
+    expect(resolveSaeTraining({ ...defaultConfig().sae, trainingRows: 5000 }, 0)).toMatchObject({ epochs: 30, trainingRows: null });
+    // The post keeps its 30 epochs over every face and its last weights.
+    expect(resolveSaeTraining(defaultConfig().sae, 0)).toMatchObject({ epochs: 30, trainingRows: null, holdOut: false, evalEvery: null, earlyStopping: null, keepBest: false });
+    // The same budget in steps whatever the dataset's size.
+    expect(trainingPlan({ ...t, batchSize: 512 }, 5000).maxSteps).toBe(trainingPlan({ ...t, batchSize: 512 }, 200_000).maxSteps);
+    expect(trainingPlan({ ...t, batchSize: 512 }, 5000)).toMatchObject({ trainingRows: 4500, evaluationRows: 500, stepsPerEpoch: 9, maxSteps: 1954, evalEvery: 50 });
+    expect(trainingPlan({ ...resolveSaeTraining(defaultConfig().sae, 0) }, 5000)).toMatchObject({ trainingRows: 5000, evaluationRows: 500, maxSteps: 300, evalEvery: 10 });
+  });
+});
+
+describe("initialisation", () => {
+  it("is the same for the same seed, 0 included (TF.js would draw from Math.random() for a seed of 0)", () => {
+    for (const preset of ["post", "recommended"] as const) {
+      const make = (seed: number): SaeModel => createSae({ preset, architecture: "relu", inputDim: 6, dictionarySize: 10, training: { ...presetTraining(preset, "relu"), batchSize: 4, seed } });
+      const [a, b, c] = [make(0), make(0), make(1)];
+      expect(Array.from(a.params.weightEncoder.dataSync())).toEqual(Array.from(b.params.weightEncoder.dataSync()));
+      expect(Array.from(a.params.weightDecoder.dataSync())).toEqual(Array.from(b.params.weightDecoder.dataSync()));
+      expect(Array.from(a.params.weightEncoder.dataSync())).not.toEqual(Array.from(c.params.weightEncoder.dataSync()));
+      for (const m of [a, b, c]) m.dispose();
+    }
   });
 });
 
@@ -95,7 +133,7 @@ describe("encode and decode", () => {
 describe("sae.safetensors + sae.json", () => {
   it("round-trips weights and meta exactly", async () => {
     const sae = small("recommended", "topk");
-    sae.meta = { ...sae.meta, inputScaling: { kind: "fixed-scale", scale: 1.25 }, metrics: { epochs: 2, mse: 0.5, explainedVariance: 0.8, l0: 3, dead: 1, dense: 0 } };
+    sae.meta = { ...sae.meta, inputScaling: { kind: "fixed-scale", scale: 1.25 }, metrics: { steps: 4, epochs: 2, keptStep: 3, stopped: "plateau", mse: 0.5, explainedVariance: 0.8, l0: 3, measuredOn: "held-out rows", dead: 1, dense: 0 } };
     const out = join(dir, "roundtrip");
     await saveSae(sae, out);
     const loaded = await loadSaeModel(out);

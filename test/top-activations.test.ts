@@ -6,7 +6,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import type { AttributeTable } from "../lib/data/celeba-metadata";
-import { columnCorrelations, FeatureStatisticsAccumulator, rotate180Nhwc, scanActivations, summaryTable } from "../lib/inspect/feature-cards";
+import { FeatureStatisticsAccumulator } from "../lib/inspect/feature-statistics";
+import { columnCorrelations, rotate180Nhwc } from "../lib/inspect/rotation";
+import { scanActivations } from "../lib/inspect/scan";
+import { allFeatureMeasures, summarizeMeasures } from "../lib/inspect/feature-measures";
 import { writeNpy } from "../lib/formats/npy";
 import { Rng } from "../lib/util/random";
 import { activationBatches, normalizeRows, TopKTracker, type ActivationBatch, type FeatureEncoder } from "../lib/inspect/top-activations";
@@ -115,15 +118,15 @@ describe("feature statistics", () => {
   const table: AttributeTable = { names, files: Array.from({ length: n }, (_, i) => `${i}.jpg`), values };
 
   it("density, AUCs and the best attribute are exact where values fall in distinct bins", async () => {
-    const scan = await scanActivations(batchesOf(data, 3, 9), { k: 4, attributes: table, range: [0, 1] });
+    const scan = await scanActivations(batchesOf(data, 3, 9), { k: 4, ranking: "raw", attributes: table, range: [0, 1] });
     const s = scan.stats;
     expect(s.rows).toBe(n);
     expect(s.density(0)).toBeCloseTo(14 / 40, 12);
     expect(s.density(1)).toBe(0);
     expect(s.auc(0, 0)).toBe(1);
     expect(s.auc(2, 1)).toBe(1);
-    expect(s.bestAttribute(0)).toEqual({ attribute: "A", auc: 1, direction: "present" });
-    expect(s.bestAttribute(2)).toEqual({ attribute: "Late", auc: 1, direction: "present" });
+    expect(s.bestAttribute(0)).toEqual({ attribute: "A", index: 0, auc: 1, direction: "present" });
+    expect(s.bestAttribute(2)).toEqual({ attribute: "Late", index: 1, auc: 1, direction: "present" });
     // Feature 2 vs A: the exact Mann–Whitney AUC, counted pair by pair.
     let wins = 0;
     let pairs = 0;
@@ -134,14 +137,16 @@ describe("feature statistics", () => {
       }
     }
     expect(s.auc(2, 0)).toBeCloseTo(wins / pairs, 2);
-    expect(scan.tops[2].rows).toEqual([39, 38, 37, 36]);
+    expect(scan.tops.raw[2].rows).toEqual([39, 38, 37, 36]);
+    // Only faces that fire are kept: feature 0 fires on 14 faces, feature 1 on none.
+    expect(scan.tops.raw[1].rows).toEqual([]);
     const hist = s.histogram(1);
     expect(hist.counts[0]).toBe(n);
     expect(hist.counts.reduce((a, b) => a + b, 0)).toBe(n);
-    const summary = summaryTable({ dense: s });
-    expect(summary.dense.dead).toBe(1);
-    expect(summary.dense["AUROC > 0.9"]).toBeCloseTo(2 / 3, 12);
-    expect(summary.dense.features).toBe(3);
+    const summary = summarizeMeasures(allFeatureMeasures(s, scan.tops.raw, table), 4);
+    expect(summary.dead).toBe(1);
+    expect(summary.aurocAbove09).toBeCloseTo(2 / 3, 12);
+    expect(summary.features).toBe(3);
   });
 
   it("without attribute labels there is no best attribute; mismatched rows are named", () => {

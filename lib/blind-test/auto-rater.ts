@@ -10,9 +10,11 @@
 //     rating = 1 + round(6 · min(1, score / FULL_SCALE_BITS)).
 // A random grid of 16 scores about 0.1–0.3 bits (sampling noise), a rating of 1–2; a grid of 16 images sharing
 // three even attributes scores 1 bit or more: 7. The rater sees only the row indices of the grid, never whether
-// the grid came from a dense or a sparse feature.
+// the grid came from a dense or a sparse feature. A grid of fewer faces (a feature that fires on few) is scored the
+// same way on the faces it has; an empty one gets 1.
 
 import type { AttributeTable } from "../data/celeba-metadata";
+import { Rng } from "../util/random";
 
 /** How many of the most-shared attributes make the score. */
 export const TOP_ATTRIBUTES = 3;
@@ -43,9 +45,12 @@ export function attributeBaseRates(table: AttributeTable): Float64Array {
   return rates;
 }
 
-/** Rates the grid showing dataset rows `rows` (see the header for the rule). */
+/**
+ * Rates the grid showing dataset rows `rows` (see the header for the rule). An empty grid (a feature that fires on
+ * no face) shows nothing consistent: it gets the lowest rating.
+ */
 export function autoRate(rows: readonly number[], table: AttributeTable, baseRates: Float64Array = attributeBaseRates(table)): AutoRating {
-  if (rows.length === 0) throw new RangeError("autoRate: the grid has no images");
+  if (rows.length === 0) return { rating: 1, scoreBits: 0, attributes: [] };
   const A = table.names.length;
   if (A === 0) throw new Error("autoRate: the dataset has no attribute labels; use blindTest.rater=human");
   const scored = table.names.map((name, a) => {
@@ -61,4 +66,19 @@ export function autoRate(rows: readonly number[], table: AttributeTable, baseRat
   const top = scored.slice(0, Math.min(TOP_ATTRIBUTES, scored.length));
   const scoreBits = top.reduce((s, t) => s + t.bits, 0) / top.length;
   return { rating: 1 + Math.round(6 * Math.min(1, scoreBits / FULL_SCALE_BITS)), scoreBits, attributes: top };
+}
+
+/**
+ * The chance row of the blind test: the automatic rater's ratings of `grids` grids of `k` random faces (distinct
+ * within a grid, seeded). A grid of features that mean something should be rated above these.
+ */
+export function rateRandomGrids(table: AttributeTable, grids: number, k: number, seed: number, baseRates: Float64Array = attributeBaseRates(table)): number[] {
+  const faces = table.files.length;
+  if (faces === 0) throw new Error("rateRandomGrids: the attribute table has no faces");
+  const rng = new Rng(seed, 0x7a4d0);
+  return Array.from({ length: grids }, () => {
+    const rows = new Set<number>();
+    while (rows.size < Math.min(k, faces)) rows.add(Math.floor(rng.next() * faces));
+    return autoRate([...rows], table, baseRates).rating;
+  });
 }

@@ -1,5 +1,6 @@
-// The blind interpretability test: a session of 4×4 grids, half from dense dimensions and half from SAE features,
-// shuffled with a recorded seed and known to the rater only by opaque ids, rated 1–7.
+// The blind interpretability test: a session of 4×4 grids, one per feature and kind (dense dimensions and SAE
+// features, as the post; with the automatic rater also the recommended SAE's), shuffled with a recorded seed and
+// known to the rater only by opaque ids, rated 1–7.
 //
 // On disk (runs/<run>/):
 //   blind-test/session.json    the order of the opaque ids, the seed, the features — nothing that tells dense from sparse
@@ -9,8 +10,8 @@
 //                               "undo" truncates the last line, so the file always holds each rated id exactly once
 //   blind-test/ratings.lock     who writes ratings.jsonl now (pid, host, since when, what): one writer at a time, so
 //                               two kernels or a kernel and a stale page cannot both append (see RatingsLock)
-//   blind-test-key.json         the unblinding key (id → dense/sparse and feature), outside the served folder,
-//                               read only by `unblind()` once every grid is rated
+//   blind-test-key.json         the unblinding key (the kinds in the session; id → kind and feature), outside the
+//                               served folder; its items are read only by `unblind()` once every grid is rated
 // A session whose files exist is resumed: the same ids, the same order, the ratings already given.
 //
 // Reading ratings.jsonl is strict (readRatingsFile): a grid rated twice counts once — the later record wins, and a
@@ -30,8 +31,12 @@ import type { Figure } from "../display/figures";
 import { runFolderFiles, type BlindTestFiles } from "../run/files";
 import { seededShuffle as shuffleWithKey } from "../util/random";
 import { writeFileAtomicSync } from "../util/atomic-write";
+import { FEATURE_KINDS, type FeatureKind } from "../inspect/kinds";
 
-export type FeatureKind = "dense" | "sparse";
+export type { FeatureKind } from "../inspect/kinds";
+
+/** The post's two kinds: a session made without naming its kinds has these. */
+export const POST_KINDS: readonly FeatureKind[] = ["dense", "sparse"];
 
 /** One grid of the study, as the key knows it. */
 export interface BlindItem {
@@ -364,6 +369,8 @@ function defaultHolder(): string {
 
 export interface BlindSessionSpec {
   readonly features: readonly number[];
+  /** The kinds rated, one grid per feature and kind (default: the post's, dense and sparse). */
+  readonly kinds?: readonly FeatureKind[];
   readonly seed: number;
   /** The dataset rows a feature's grid shows (its top images, best first). */
   readonly rowsOf: (kind: FeatureKind, feature: number) => readonly number[];
@@ -401,6 +408,11 @@ export class BlindSession {
         );
       }
       if (!existsSync(paths.key)) throw new Error(`${paths.key} is missing: the session in ${paths.dir} cannot be unblinded; move the folder away to start again`);
+      const kinds = sessionKinds(paths.key);
+      const wanted = spec.kinds ?? POST_KINDS;
+      if (JSON.stringify(kinds) !== JSON.stringify(wanted)) {
+        throw new Error(`${paths.dir} holds a session of ${kinds.join(", ")}, not ${wanted.join(", ")}: finish that one, or move the folder (and blind-test-key.json) away to start a new session`);
+      }
       return new BlindSession(runFolder, file);
     }
     return BlindSession.create(runFolder, spec);
@@ -426,7 +438,11 @@ export class BlindSession {
         }
       }
     };
-    const kinds: FeatureKind[] = ["dense", "sparse"];
+    const kinds = spec.kinds ?? POST_KINDS;
+    const unknown = kinds.find((k) => !FEATURE_KINDS.includes(k));
+    if (unknown !== undefined || kinds.length === 0 || new Set(kinds).size !== kinds.length) {
+      throw new Error(`blind test: kinds must be distinct names among ${FEATURE_KINDS.join(", ")}, got ${JSON.stringify(kinds)}`);
+    }
     const items: BlindItem[] = spec.features.flatMap((feature) => kinds.map((kind) => ({ id: newId(), kind, feature })));
     const shuffled = seededShuffle(items, spec.seed);
     mkdirSync(paths.images, { recursive: true });
@@ -437,7 +453,7 @@ export class BlindSession {
       writeFileAtomicSync(join(paths.images, `${item.id}.png`), await reencodePng(await spec.renderGrid(rows)));
     }
     writeFileAtomicSync(paths.gridRows, JSON.stringify(gridRows) + "\n");
-    writeFileAtomicSync(paths.key, JSON.stringify({ items: shuffled }, null, 1) + "\n");
+    writeFileAtomicSync(paths.key, JSON.stringify({ kinds, items: shuffled }, null, 1) + "\n");
     const file: SessionFile = { version: 1, seed: spec.seed, features: [...spec.features], order: shuffled.map((i) => i.id) };
     writeFileAtomicSync(paths.session, JSON.stringify(file, null, 1) + "\n");
     return new BlindSession(runFolder, file);
@@ -590,12 +606,16 @@ export class BlindSession {
   }
 }
 
-/** The ratings of each kind, as the post's analysis wants them. */
+/** The kinds a session's key lists (a key written before kinds were recorded holds the post's two). */
+export function sessionKinds(keyPath: string): readonly FeatureKind[] {
+  const key = JSON.parse(readFileSync(keyPath, "utf8")) as { kinds?: FeatureKind[] };
+  return key.kinds ?? POST_KINDS;
+}
+
+/** The ratings of each kind, as the post's analysis wants them (a kind not in the session has none). */
 export function ratingsByKind(rows: readonly UnblindedRating[]): Record<FeatureKind, number[]> {
-  return {
-    sparse: rows.filter((r) => r.kind === "sparse").map((r) => r.rating),
-    dense: rows.filter((r) => r.kind === "dense").map((r) => r.rating),
-  };
+  const of = (kind: FeatureKind): number[] => rows.filter((r) => r.kind === kind).map((r) => r.rating);
+  return { sparse: of("sparse"), dense: of("dense"), "sparse-recommended": of("sparse-recommended") };
 }
 
 /** Rates every grid not rated yet with the automatic rater (see auto-rater.ts): it sees only the grid's rows. */
@@ -616,14 +636,13 @@ export function autoRateSession(session: BlindSession, table: AttributeTable | n
   return count;
 }
 
-/** The post's histogram: sparse and dense ratings overlaid, one bin per rating 1–7. */
+/** The post's histogram: sparse and dense ratings overlaid (and the recommended SAE's when rated), one bin per rating 1–7. */
 export function ratingsHistogram(ratings: Record<FeatureKind, readonly number[]>, rater: string): Figure {
   const bins = { start: RATING_MIN - 0.5, end: RATING_MAX + 0.5, size: 1 };
+  const names: Record<FeatureKind, string> = { sparse: "Sparse Features", dense: "Dense Features", "sparse-recommended": "Recommended SAE Features" };
+  const shown: FeatureKind[] = ["sparse", "dense", ...(ratings["sparse-recommended"].length > 0 ? ["sparse-recommended" as const] : [])];
   return {
-    data: [
-      { type: "histogram", x: [...ratings.sparse], xbins: bins, opacity: 0.6, name: "Sparse Features" },
-      { type: "histogram", x: [...ratings.dense], xbins: bins, opacity: 0.6, name: "Dense Features" },
-    ],
+    data: shown.map((kind) => ({ type: "histogram" as const, x: [...ratings[kind]], xbins: bins, opacity: 0.6, name: names[kind] })),
     layout: {
       title: `Blind Interpretability Ratings (${rater === "auto" ? "automatic rater" : "human rater"})`,
       barmode: "overlay",

@@ -27,7 +27,8 @@ import { runFiles } from "../run/files";
 
 // The retrieval and verification arithmetic lives in lib/util/retrieval (fine-tuning's held-out curve counts with it
 // too), the cosine similarities in lib/model/held-out; both are re-exported here for notebook 03's readers.
-export { retrievalRecall, rocAuc, verificationAuc, type RetrievalResult } from "../util/retrieval";
+export { retrievalRecall, verificationAuc, type RetrievalResult } from "../util/retrieval";
+export { rocAuc } from "../util/classification";
 export { cosineSimilarities } from "../model/held-out";
 
 export interface ProbeResult {

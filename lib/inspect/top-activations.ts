@@ -4,7 +4,8 @@
 // N × F activations in memory (202,599 × 16,384 floats is 13 GB). Here every feature keeps a min-heap of its k best
 // rows: a new value is compared with the heap's smallest and replaces it only when larger, so a pass costs
 // O(N·F) comparisons plus O(log k) per replacement, and memory is F·k. Ties keep the earlier row (listing order),
-// which is what a stable descending sort does.
+// which is what a stable descending sort does. A tracker can be told to keep only rows above a threshold (the
+// faces that activate a feature): a feature that fires on 7 faces then has 7 top rows, not 16 with 9 it ignores.
 //
 // Activations come from `activationBatches`: the face vectors (dense dimensions) or the SAE's encoding of them
 // (sparse features), read from face_vectors.npy a batch at a time, with rows L2-normalised as the post does
@@ -14,6 +15,7 @@ import { tf } from "../kernels/backend";
 import { existsSync, readFileSync } from "node:fs";
 import { openNpyReader } from "../formats/npy";
 import { writeFileAtomicSync } from "../util/atomic-write";
+import type { FeatureKind } from "./kinds";
 
 /** One feature's best rows, best first. */
 export interface FeatureTop {
@@ -92,9 +94,14 @@ class BoundedHeap {
 export class TopKTracker {
   private readonly heaps: BoundedHeap[];
   private rowsSeen = 0;
+  private readonly above: number;
 
-  /** `features`: column indices to track; `k`: rows kept per feature (the post: 16). */
-  constructor(readonly features: readonly number[], readonly k: number) {
+  /**
+   * `features`: column indices to track; `k`: rows kept per feature (the post: 16); `above`: only rows whose value
+   * exceeds it are kept (default: every row, as the post's argsort).
+   */
+  constructor(readonly features: readonly number[], readonly k: number, options: { readonly above?: number } = {}) {
+    this.above = options.above ?? -Infinity;
     if (!Number.isInteger(k) || k < 1) throw new RangeError(`TopKTracker: k must be a positive integer, got ${k}`);
     const bad = features.find((f) => !Number.isInteger(f) || f < 0);
     if (bad !== undefined) throw new RangeError(`TopKTracker: feature ${bad} is not a column index`);
@@ -115,7 +122,10 @@ export class TopKTracker {
         throw new RangeError(`feature ${feature} does not exist: the activations have ${width} columns (0–${width - 1}); pick features below ${width}`);
       }
       const heap = this.heaps[f];
-      for (let r = 0; r < rows; r++) heap.offer(data[r * width + feature], firstRow + r);
+      for (let r = 0; r < rows; r++) {
+        const value = data[r * width + feature];
+        if (value > this.above) heap.offer(value, firstRow + r);
+      }
     });
     this.rowsSeen += rows;
   }
@@ -204,12 +214,10 @@ export interface TopActivationsRecord {
   readonly tops: readonly FeatureTop[];
 }
 
-/** runs/<run>/top_activations.json: dense and sparse tops for every feature. */
-
-export interface TopActivationsFile {
-  readonly dense: TopActivationsRecord;
-  readonly sparse: TopActivationsRecord;
-}
+/** runs/<run>/top_activations.json: the tops of every feature of each kind (the recommended SAE's when there is one). */
+export type TopActivationsFile = { readonly dense: TopActivationsRecord; readonly sparse: TopActivationsRecord } & {
+  readonly [K in FeatureKind]?: TopActivationsRecord;
+};
 
 /** Writes the file atomically (temp + rename). */
 export function saveTopActivations(path: string, record: TopActivationsFile): void {
@@ -219,6 +227,13 @@ export function saveTopActivations(path: string, record: TopActivationsFile): vo
 export function loadTopActivations(path: string): TopActivationsFile {
   if (!existsSync(path)) throw new Error(`${path} does not exist: run notebook 05-inspect first (it finds each feature's top images)`);
   return JSON.parse(readFileSync(path, "utf8")) as TopActivationsFile;
+}
+
+/** One kind's record of the file, with a clear error when notebook 05 did not write it. */
+export function kindRecord(file: TopActivationsFile, kind: FeatureKind): TopActivationsRecord {
+  const record = file[kind];
+  if (record === undefined) throw new Error(`top_activations.json has no ${kind} features: run notebook 05-inspect again (after notebook 04 trained that SAE)`);
+  return record;
 }
 
 /** A feature's entry of a record, with a clear error for a feature that does not exist. */

@@ -4,7 +4,8 @@
 //   assets/js/plotly-<version>.min.js                  plotly.js for the interactive figures (when there are any)
 //   <date>-<slug>.html                                 ONE self-contained page of the whole series
 //   .celeba-sae-export                                 marks the folder as an export (the next one replaces it)
-// Cells are numbered over the whole series (01's cells, then 02's, …), so image names never collide.
+// Cells are numbered over the whole series (01's cells, then 02's, …), so image names never collide. The post ends
+// with a Findings section composed from the findings each notebook saved (findings-section.ts).
 // Everything private is scrubbed (export-scrub.ts); hidden cells and secret outputs are left out
 // (export-notebook.ts). The folder is written beside the old one and swapped in at the end.
 
@@ -16,6 +17,7 @@ import { compactDataUris, plotlyScript, renderHtmlPost } from "./export-html";
 import { postMeta, renderMarkdownPost, type PostMeta } from "./export-markdown";
 import { createScrubber, findLeaks, privateValues, type Leak, type PrivateValues } from "./export-scrub";
 import { dataDir, displayPath, projectRoot } from "../util/project";
+import { findingsMarkdown, loadRunFindings, runFacts } from "./findings-section";
 import { runDir, runFiles } from "../run/files";
 
 export interface ExportOptions {
@@ -116,7 +118,8 @@ export async function exportRun(run: string, options: ExportOptions = {}): Promi
   const meta = postMeta(settings, options.now ?? new Date());
   const values = runPrivateValues(run, options.env ?? process.env, options.revealBlindKeys === true);
   const scrub = createScrubber(values);
-  const blocks = seriesBlocks(notebooks, scrub, options.headingOffset ?? 1);
+  const findings = loadRunFindings(run);
+  const blocks: PostBlock[] = [...seriesBlocks(notebooks, scrub, options.headingOffset ?? 1), { kind: "prose", markdown: scrub(findingsMarkdown(findings, runFacts(config, findings))) }];
   const interactive = (options.interactive ?? true) && blocks.some((b) => b.kind === "plotly");
 
   const outDir = options.outDir ?? runFiles(run).post;

@@ -84,8 +84,8 @@ export interface EmbedConfig {
 export interface SaeConfig {
   /** "post": the post's code exactly; "recommended": what current SAE libraries do. */
   readonly preset: Preset;
-  /** "relu" (L1-penalised, the post's) or "topk" (keep the k largest pre-activations). */
-  readonly architecture: "relu" | "topk";
+  /** "relu" (L1-penalised, the post's) or "topk" (keep the k largest pre-activations, the recommended preset's). */
+  readonly architecture: "relu" | "topk" | null;
   /** Number of learned features (the post: 512). */
   readonly dictionarySize: number;
   /** Sparsity coefficient λ (the post: 0.1). */
@@ -93,7 +93,13 @@ export interface SaeConfig {
   readonly learningRate: number | null;
   readonly weightDecay: number | null;
   readonly batchSize: number;
+  /** Passes over the faces (null: the preset's: the post's 30, or for recommended the trainingRows budget). */
   readonly epochs: number | null;
+  /**
+   * The recommended recipe's budget: training rows it sees at most, whatever the dataset's size, as SAELens counts
+   * tokens (null: 1,000,000); it also applies to the recommended SAE trained beside the post's.
+   */
+  readonly trainingRows: number | null;
   /** Active features per input for the topk architecture. */
   readonly k: number;
   /** λ values (or k values for topk) of the sweep, comma-separated ("" : no sweep). */
@@ -122,6 +128,12 @@ export interface BlindTestConfig {
   readonly features: string;
   /** "auto": rated from the attribute labels, unattended; "human": a person rates them on a page. */
   readonly rater: "auto" | "human";
+  /**
+   * The kinds of grids rated, comma-separated among dense, sparse (the run's SAE) and sparse-recommended (the
+   * recommended SAE beside the post's); "auto": every kind there is for the automatic rater, the post's two
+   * (dense, sparse) for a person.
+   */
+  readonly kinds: string;
   readonly seed: number;
 }
 
@@ -207,19 +219,20 @@ export function defaultConfig(run = "dev"): RunConfig {
     embed: { batchSize: 128, engine: "auto" },
     sae: {
       preset: "post",
-      architecture: "relu",
+      architecture: null,
       dictionarySize: 512,
       l1: null,
       learningRate: null,
       weightDecay: null,
       batchSize: 512,
       epochs: null,
+      trainingRows: null,
       k: 32,
       sweep: "",
       engine: "auto",
     },
     inspect: { features: "0-15", topImages: 16, normalize: "rows", rotationSample: 256 },
-    blindTest: { features: "16-31", rater: "auto", seed: 0 },
+    blindTest: { features: "16-31", rater: "auto", kinds: "auto", seed: 0 },
     export: { title: "Sparse Autoencoder", date: "", tags: "projects,interpretability,machine-learning", permalink: "" },
   };
 }
@@ -229,7 +242,7 @@ type Rule =
   | { readonly kind: "number"; readonly min?: number; readonly max?: number; readonly nullable?: boolean }
   | { readonly kind: "bool"; readonly auto?: boolean }
   | { readonly kind: "string"; readonly pattern?: RegExp; readonly hint?: string }
-  | { readonly kind: "choice"; readonly values: readonly string[] };
+  | { readonly kind: "choice"; readonly values: readonly string[]; readonly nullable?: boolean };
 
 const POSITIVE_INT: Rule = { kind: "int", min: 1 };
 /** Seeds are unsigned 32-bit (lib/util/random hashes them modulo 2³²): 2³² acted as seed 0, −1 as 2³² − 1. */
@@ -272,13 +285,14 @@ const RULES: Readonly<Record<string, Rule>> = {
   "embed.batchSize": POSITIVE_INT,
   "embed.engine": { kind: "choice", values: ENGINES },
   "sae.preset": PRESET,
-  "sae.architecture": { kind: "choice", values: ["relu", "topk"] },
+  "sae.architecture": { kind: "choice", values: ["relu", "topk"], nullable: true },
   "sae.dictionarySize": POSITIVE_INT,
   "sae.l1": { kind: "number", min: 0, nullable: true },
   "sae.learningRate": { kind: "number", min: 0, nullable: true },
   "sae.weightDecay": { kind: "number", min: 0, nullable: true },
   "sae.batchSize": POSITIVE_INT,
   "sae.epochs": { kind: "int", min: 1, nullable: true },
+  "sae.trainingRows": { kind: "int", min: 1, nullable: true },
   "sae.k": POSITIVE_INT,
   "sae.sweep": { kind: "string", pattern: /^$|^[0-9.eE+-]+(,[0-9.eE+-]+)*$/, hint: 'comma-separated numbers like "0.01,0.1,1", or ""' },
   "sae.engine": { kind: "choice", values: ENGINES },
@@ -288,6 +302,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   "inspect.rotationSample": POSITIVE_INT,
   "blindTest.features": FEATURES,
   "blindTest.rater": { kind: "choice", values: ["auto", "human"] },
+  "blindTest.kinds": { kind: "string", pattern: /^auto$|^(dense|sparse|sparse-recommended)(,(dense|sparse|sparse-recommended))*$/, hint: '"auto" or kinds like "dense,sparse,sparse-recommended"' },
   "blindTest.seed": SEED,
   "export.title": { kind: "string", pattern: /\S/, hint: "a title" },
   "export.date": { kind: "string", pattern: /^$|^\d{4}-\d{2}-\d{2}$/, hint: 'YYYY-MM-DD, or "" for the day of the export' },
@@ -315,7 +330,7 @@ function ruleText(rule: Rule): string {
     case "string":
       return rule.hint ?? "text";
     case "choice":
-      return `one of ${rule.values.join(", ")}`;
+      return `one of ${rule.values.join(", ")}${rule.nullable ? " (or null)" : ""}`;
   }
 }
 
@@ -337,13 +352,14 @@ function satisfies(rule: Rule, value: unknown): boolean {
     case "string":
       return typeof value === "string" && (rule.pattern === undefined || rule.pattern.test(value));
     case "choice":
-      return typeof value === "string" && rule.values.includes(value);
+      return (value === null && rule.nullable === true) || (typeof value === "string" && rule.values.includes(value));
   }
 }
 
 /** Parses one `--set` value for `rule` (numbers, booleans, null), leaving the check to `satisfies`. */
 function parseValue(rule: Rule, raw: string): Json {
   if ((rule.kind === "int" || rule.kind === "number") && rule.nullable && ["null", "none", "all", ""].includes(raw)) return null;
+  if (rule.kind === "choice" && rule.nullable && ["null", ""].includes(raw)) return null;
   if (rule.kind === "int" || rule.kind === "number") return raw.trim() === "" ? Number.NaN : Number(raw);
   if (rule.kind === "bool") return raw === "true" || raw === "1" ? true : raw === "false" || raw === "0" ? false : raw;
   return raw;

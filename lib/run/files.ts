@@ -15,13 +15,18 @@
 //   face_vectors.npy            N × 512 float32 in listing order (notebook 03), with .files.txt (the image of each
 //                               row), .json (what made them and their SHA-256) and .parts/ (an embedding under way)
 //   embed_findings.json         retrieval, verification and probes before vs after fine-tuning, and the verdict (03)
-//   sae.safetensors, sae.json   the sparse autoencoder and its meta (notebook 04); sae-checkpoint/ while it trains
+//   sae.safetensors, sae.json   the run's sparse autoencoder (sae.preset) and its meta (notebook 04); sae-checkpoint/
+//                               its training state
 //   sae_features.npy            dense N × dictionary features, when small enough (notebook 04)
 //   sae_feature_stats.json      per-feature statistics (notebook 04)
+//   sae-recommended/            the recommended recipe's SAE, trained beside the post's when sae.preset is post: the
+//                               same four names inside (sae.safetensors, sae.json, sae-checkpoint/, sae_feature_stats.json)
 //   top_activations.json        the top-16 faces of every dense dimension and SAE feature (notebook 05)
 //   blind-test/                 the blinded session: session.json, images/, grid-rows.json, ratings.jsonl and its
 //                               writer's ratings.lock (notebook 06)
 //   blind-test-key.json         the unblinding key, outside the served folder (notebook 06)
+//   findings/                   what each notebook measured, as JSON (04-sae.json, …; 02 and 03 write theirs too),
+//                               which the export's Findings section composes
 //   notebooks/                  the executed notebooks
 //   post/                       the exported blog post (notebook 07, npm run export)
 //
@@ -54,9 +59,11 @@ export const RUN_FILE_NAMES = {
   saeCheckpoint: "sae-checkpoint",
   saeFeatures: "sae_features.npy",
   saeFeatureStats: "sae_feature_stats.json",
+  saeRecommended: "sae-recommended",
   topActivations: "top_activations.json",
   blindTest: "blind-test",
   blindTestKey: "blind-test-key.json",
+  findings: "findings",
   notebooks: "notebooks",
   post: "post",
 } as const;
@@ -73,11 +80,42 @@ export interface BlindTestFiles {
   readonly key: string;
 }
 
+/** The files of one SAE: the run's (in the run folder) or the recommended one beside it (in sae-recommended/). */
+export interface SaeFiles {
+  readonly dir: string;
+  readonly weights: string;
+  readonly meta: string;
+  readonly checkpoint: string;
+  readonly features: string;
+  readonly featureStats: string;
+}
+
+/** The notebooks that record findings (runs/<run>/findings/<notebook>.json). */
+export const FINDINGS_NOTEBOOKS = ["02-finetune", "03-embed", "04-sae", "05-inspect", "06-blind-test"] as const;
+export type FindingsNotebook = (typeof FINDINGS_NOTEBOOKS)[number];
+
 /** Every path of a run folder, by what it holds. */
-export type RunFiles = { readonly [K in Exclude<keyof typeof RUN_FILE_NAMES, "blindTest" | "blindTestKey">]: string } & {
+export type RunFiles = { readonly [K in Exclude<keyof typeof RUN_FILE_NAMES, "blindTest" | "blindTestKey" | "findings">]: string } & {
   readonly dir: string;
   readonly blindTest: BlindTestFiles;
+  /** The run's SAE, and the recommended one trained beside it. */
+  readonly sae: SaeFiles;
+  readonly saeBeside: SaeFiles;
+  readonly findings: { readonly dir: string } & { readonly [N in FindingsNotebook]: string };
 };
+
+/** The files of an SAE kept in `folder`. */
+export function saeFolderFiles(folder: string): SaeFiles {
+  const n = RUN_FILE_NAMES;
+  return {
+    dir: folder,
+    weights: join(folder, n.saeWeights),
+    meta: join(folder, n.saeMeta),
+    checkpoint: join(folder, n.saeCheckpoint),
+    features: join(folder, n.saeFeatures),
+    featureStats: join(folder, n.saeFeatureStats),
+  };
+}
 
 /** `runs/<run>/`: everything one run writes. */
 export function runDir(run: string): string {
@@ -111,6 +149,9 @@ export function runFolderFiles(folder: string): RunFiles {
     saeCheckpoint: at(n.saeCheckpoint),
     saeFeatures: at(n.saeFeatures),
     saeFeatureStats: at(n.saeFeatureStats),
+    saeRecommended: at(n.saeRecommended),
+    sae: saeFolderFiles(folder),
+    saeBeside: saeFolderFiles(at(n.saeRecommended)),
     topActivations: at(n.topActivations),
     blindTest: {
       dir: blind,
@@ -120,6 +161,10 @@ export function runFolderFiles(folder: string): RunFiles {
       ratings: join(blind, "ratings.jsonl"),
       lock: join(blind, "ratings.lock"),
       key: at(n.blindTestKey),
+    },
+    findings: {
+      dir: at(n.findings),
+      ...(Object.fromEntries(FINDINGS_NOTEBOOKS.map((name) => [name, join(at(n.findings), `${name}.json`)])) as { [N in FindingsNotebook]: string }),
     },
     notebooks: at(n.notebooks),
     post: at(n.post),

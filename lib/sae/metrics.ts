@@ -1,8 +1,12 @@
-// The SAE's metrics, computed in one place for training (per epoch), the sweep and inspection: explained variance,
+// The SAE's metrics, computed in one place for training, the sweep and the comparison of SAEs: explained variance,
 // MSE, L0, dead and dense features, the density of every feature, decoder norms (what SAELens logs), and the data
-// statistics they need.
+// statistics they need. Training measures two things at every evaluation (see lib/sae/train):
+//   the window   the training batches since the previous evaluation, as they went by (SAELens's training logs)
+//   held out     a fixed, seeded share of the faces the recipe does not train on, measured with the weights as they
+//                are at that step: the honest measure of reconstruction, and what early stopping watches
 
 import { tf, tidyValues } from "../kernels/backend";
+import { Rng } from "../util/random";
 import type { SaeModel } from "./sae";
 
 
@@ -25,76 +29,215 @@ export function meanSquaredNormScale(v: Vectors): number {
   return Math.sqrt(v.cols / msn);
 }
 
-/** Mean row and total squared deviation Σ‖x − μ‖² of the rows as the model trains on them. */
-export function trainingSpaceStats(v: Vectors, model: SaeModel): { mean: Float64Array; totalVariance: number } {
+/** Row r as the model trains on it, into `out`: L2-normalised (post) or times the fixed scale. */
+function trainingSpaceRow(v: Vectors, r: number, model: SaeModel, out: Float64Array): void {
   const s = model.meta.inputScaling;
+  const off = r * v.cols;
+  let factor = 1;
+  if (s.kind === "fixed-scale") factor = s.scale;
+  else {
+    let norm = 0;
+    for (let c = 0; c < v.cols; c++) norm += v.data[off + c] ** 2;
+    factor = 1 / Math.max(Math.sqrt(norm), 1e-12);
+  }
+  for (let c = 0; c < v.cols; c++) out[c] = v.data[off + c] * factor;
+}
+
+/** Mean row and total squared deviation Σ‖x − μ‖² of the rows (all, or those listed) as the model trains on them. */
+export function trainingSpaceStats(v: Vectors, model: SaeModel, rows?: ArrayLike<number>): { mean: Float64Array; totalVariance: number } {
   const mean = new Float64Array(v.cols);
+  const x = new Float64Array(v.cols);
+  const count = rows?.length ?? v.rows;
   let sumSq = 0;
-  for (let r = 0; r < v.rows; r++) {
-    const off = r * v.cols;
-    let factor = 1;
-    if (s.kind === "fixed-scale") factor = s.scale;
-    else {
-      let norm = 0;
-      for (let c = 0; c < v.cols; c++) norm += v.data[off + c] ** 2;
-      factor = 1 / Math.max(Math.sqrt(norm), 1e-12);
-    }
+  for (let i = 0; i < count; i++) {
+    trainingSpaceRow(v, rows === undefined ? i : rows[i], model, x);
     for (let c = 0; c < v.cols; c++) {
-      const x = v.data[off + c] * factor;
-      mean[c] += x;
-      sumSq += x * x;
+      mean[c] += x[c];
+      sumSq += x[c] * x[c];
     }
   }
   let meanSq = 0;
   for (let c = 0; c < v.cols; c++) {
-    mean[c] /= v.rows;
+    mean[c] /= count;
     meanSq += mean[c] ** 2;
   }
-  return { mean, totalVariance: sumSq - v.rows * meanSq };
+  return { mean, totalVariance: sumSq - count * meanSq };
 }
 
+/** Some rows of `v`, copied, in the order given. */
+export function selectRows(v: Vectors, rows: ArrayLike<number>): Vectors {
+  const data = new Float32Array(rows.length * v.cols);
+  for (let i = 0; i < rows.length; i++) data.set(v.data.subarray(rows[i] * v.cols, (rows[i] + 1) * v.cols), i * v.cols);
+  return { data, rows: rows.length, cols: v.cols };
+}
 
 // ---------------------------------------------------------------------------------------------------------------
-// What an epoch measured
+// Held-out rows
 
-/** What one epoch measured, on its own training batches (as SAELens logs them). */
-export interface EpochMetrics {
-  readonly epoch: number;
-  readonly loss: number;
-  readonly recon: number;
-  readonly sparsity: number;
-  readonly aux: number;
-  /** Mean squared error per value, Σ(x − x̂)² / (N · inputDim), in the training space. */
+/** Share of the faces set aside to measure reconstruction (the same rows for every SAE of a run). */
+export const EVALUATION_FRACTION = 0.1;
+
+/** The split of a run's faces: a fixed, seeded EVALUATION_FRACTION to measure on, the rest (both ascending). */
+export interface RowSplit {
+  readonly evaluation: Uint32Array;
+  readonly rest: Uint32Array;
+}
+
+/**
+ * The evaluation rows of `n` faces: a seeded draw of round(fraction · n) rows (at least 1 when n ≥ 2), the same for
+ * the same n and seed, so every SAE of a run is measured on the same faces.
+ */
+export function evaluationSplit(n: number, seed: number, fraction = EVALUATION_FRACTION): RowSplit {
+  if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`the held-out fraction must be in [0, 1), got ${fraction}`);
+  const count = n < 2 || fraction === 0 ? 0 : Math.max(1, Math.round(fraction * n));
+  const picked = new Uint8Array(n);
+  const rng = new Rng(seed, 0xe7a1, n);
+  // Floyd's algorithm: `count` distinct rows, each subset equally likely.
+  for (let j = n - count; j < n; j++) {
+    const t = Math.floor(rng.next() * (j + 1));
+    picked[picked[t] ? j : t] = 1;
+  }
+  const evaluation = new Uint32Array(count);
+  const rest = new Uint32Array(n - count);
+  let e = 0;
+  let r = 0;
+  for (let i = 0; i < n; i++) {
+    if (picked[i]) evaluation[e++] = i;
+    else rest[r++] = i;
+  }
+  return { evaluation, rest };
+}
+
+/** What an SAE does on a set of rows it is not updated on. */
+export interface HeldOutMetrics {
+  readonly rows: number;
+  /** Mean squared error per value, in the space the SAE trains in. */
   readonly mse: number;
-  /** 1 − Σ‖x − x̂‖² / Σ‖x − μ‖². */
+  /** 1 − Σ‖x − x̂‖² / Σ‖x − μ‖², μ the mean of these rows. */
   readonly explainedVariance: number;
   /** Mean active features per row. */
   readonly l0: number;
-  /** Features that never fired in the epoch. */
-  readonly dead: number;
-  /** Features that fired on more than 10 % of the rows. */
-  readonly dense: number;
-  /** Fraction of rows each feature fired on. */
+  /** The training objective on these rows with the full λ (what early stopping compares): MSE loss + λ·mean ‖f‖₁, or the post's ‖x − x̂‖₂ + λ Σ|f|. */
+  readonly loss: number;
+  /** Fraction of these rows each feature fires on. */
   readonly density: Float64Array;
-  readonly decoderNorm: { readonly min: number; readonly mean: number; readonly max: number };
-  readonly seconds: number;
 }
+
+/** Measures the SAE on `v`'s rows (forward passes only, in batches), in the space it trains in. */
+export function heldOutMetrics(model: SaeModel, v: Vectors, batchSize = 512): HeldOutMetrics {
+  if (v.rows === 0) throw new Error("no rows to measure the SAE on");
+  const { totalVariance } = trainingSpaceStats(v, model);
+  const t = model.meta.training;
+  const m = model.meta.dictionarySize;
+  const fired = new Float64Array(m);
+  let sse = 0;
+  let l1 = 0;
+  let active = 0;
+  const xs = new Float32Array(Math.min(batchSize, v.rows) * v.cols);
+  const row = new Float64Array(v.cols);
+  for (let start = 0; start < v.rows; start += batchSize) {
+    const n = Math.min(batchSize, v.rows - start);
+    for (let r = 0; r < n; r++) {
+      trainingSpaceRow(v, start + r, model, row);
+      xs.set(row, r * v.cols);
+    }
+    const [sums, firedBatch] = tidyValuesPair(() => {
+      const x = tf.tensor2d(xs.subarray(0, n * v.cols), [n, v.cols]);
+      const f = model.activate(model.preActivations(x));
+      const xhat = tf.add(tf.matMul(f, model.params.weightDecoder), model.params.biasDecoder);
+      const on = tf.step(f);
+      return [tf.stack([tf.sum(tf.square(tf.sub(xhat, x))), tf.sum(f), tf.sum(on)]), tf.sum(on, 0)];
+    });
+    sse += sums[0];
+    l1 += sums[1];
+    active += sums[2];
+    for (let j = 0; j < m; j++) fired[j] += firedBatch[j];
+  }
+  const loss = t.loss === "post-l2" ? Math.sqrt(sse) + t.l1 * l1 : (sse + t.l1 * l1) / v.rows;
+  return {
+    rows: v.rows,
+    mse: sse / (v.rows * v.cols),
+    explainedVariance: 1 - sse / totalVariance,
+    l0: active / v.rows,
+    loss,
+    density: fired.map((c) => c / v.rows),
+  };
+}
+
+/** Two tensors' values out of one tidy. */
+function tidyValuesPair(fn: () => [tf.Tensor, tf.Tensor]): [Float32Array, Float32Array] {
+  const [a, b] = tf.tidy(fn);
+  try {
+    return [a.dataSync() as Float32Array, b.dataSync() as Float32Array];
+  } finally {
+    tf.dispose([a, b]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What an evaluation measured
 
 /** Dense feature: fires on more than this fraction of rows. */
 export const DENSE_FRACTION = 0.1;
 
-/** What an epoch measured, from the sums its steps gathered. */
-export function epochMetrics(
+/** One evaluation during training: the training batches since the previous one (the window), and the held-out rows. */
+export interface EvalMetrics {
+  /** Optimisation steps done. */
+  readonly step: number;
+  /** Training rows seen so far, and the same in passes over the training rows. */
+  readonly rowsSeen: number;
+  readonly epoch: number;
+  /** The window's mean loss and its terms per step. */
+  readonly loss: number;
+  readonly recon: number;
+  readonly sparsity: number;
+  readonly aux: number;
+  /** The window's mean squared error per value, Σ(x − x̂)² / (rows · inputDim), in the training space. */
+  readonly mse: number;
+  /** The window's 1 − Σ‖x − x̂‖² / (rows · the training rows' variance per row). */
+  readonly explainedVariance: number;
+  /** The window's mean active features per row. */
+  readonly l0: number;
+  /** Features that never fired in the window. */
+  readonly dead: number;
+  /** Features that fired on more than DENSE_FRACTION of the window's rows. */
+  readonly dense: number;
+  /** Fraction of the window's rows each feature fired on. */
+  readonly density: Float64Array;
+  /** The held-out rows, measured at this step (null when the recipe holds none out and none were measured). */
+  readonly heldOut: Omit<HeldOutMetrics, "density"> | null;
+  readonly decoderNorm: { readonly min: number; readonly mean: number; readonly max: number };
+  /** Seconds the window took. */
+  readonly seconds: number;
+}
+
+/** The window's sums, gathered step by step. */
+export interface WindowSums {
+  loss: number;
+  recon: number;
+  sparsity: number;
+  aux: number;
+  sse: number;
+  active: number;
+  steps: number;
+  rows: number;
+  readonly fired: Float64Array;
+}
+
+export function emptyWindow(features: number): WindowSums {
+  return { loss: 0, recon: 0, sparsity: 0, aux: 0, sse: 0, active: 0, steps: 0, rows: 0, fired: new Float64Array(features) };
+}
+
+/** What an evaluation measured, from its window's sums, the variance per training row and the held-out metrics. */
+export function evalMetrics(
   model: SaeModel,
-  epoch: number,
-  sums: Record<"loss" | "recon" | "sparsity" | "aux" | "sse" | "active", number>,
-  fired: Float64Array,
-  steps: number,
-  rows: number,
-  totalVariance: number,
+  at: { readonly step: number; readonly rowsSeen: number; readonly trainingRows: number },
+  w: WindowSums,
+  variancePerRow: number,
+  heldOut: HeldOutMetrics | null,
   seconds: number,
-): EpochMetrics {
-  const density = fired.map((c) => c / rows);
+): EvalMetrics {
+  const density = w.fired.map((c) => c / Math.max(1, w.rows));
   const norms = tidyValues(() => tf.norm(model.params.weightDecoder, 2, 1));
   let min = Infinity;
   let max = -Infinity;
@@ -104,18 +247,22 @@ export function epochMetrics(
     max = Math.max(max, v);
     sum += v;
   }
+  const steps = Math.max(1, w.steps);
   return {
-    epoch,
-    loss: sums.loss / steps,
-    recon: sums.recon / steps,
-    sparsity: sums.sparsity / steps,
-    aux: sums.aux / steps,
-    mse: sums.sse / (rows * model.meta.inputDim),
-    explainedVariance: 1 - sums.sse / totalVariance,
-    l0: sums.active / rows,
+    step: at.step,
+    rowsSeen: at.rowsSeen,
+    epoch: at.rowsSeen / at.trainingRows,
+    loss: w.loss / steps,
+    recon: w.recon / steps,
+    sparsity: w.sparsity / steps,
+    aux: w.aux / steps,
+    mse: w.sse / (Math.max(1, w.rows) * model.meta.inputDim),
+    explainedVariance: 1 - w.sse / (variancePerRow * Math.max(1, w.rows)),
+    l0: w.active / Math.max(1, w.rows),
     dead: density.filter((x) => x === 0).length,
     dense: density.filter((x) => x > DENSE_FRACTION).length,
     density,
+    heldOut: heldOut === null ? null : { rows: heldOut.rows, mse: heldOut.mse, explainedVariance: heldOut.explainedVariance, l0: heldOut.l0, loss: heldOut.loss },
     decoderNorm: { min, mean: sum / norms.length, max },
     seconds,
   };

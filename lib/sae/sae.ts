@@ -19,7 +19,10 @@
 //                mean squared norm is inputDim (applied by encode, undone by decode); decoder rows random unit
 //                vectors, kept at unit norm after every step with the gradient component parallel to each row
 //                removed first; W_e = W_dᵀ at the start; b_d = the mean of the (scaled) data; loss = mean over rows
-//                of ‖x − x̂‖² + λ·mean ‖f‖₁, with lr and λ warmed up linearly; AuxK revives dead features.
+//                of ‖x − x̂‖² + λ·mean ‖f‖₁, with lr and λ warmed up linearly; AuxK revives dead features. Its
+//                budget is counted in training rows, as SAELens counts training tokens, not in passes over the
+//                data, so a small dataset is not under-trained; it holds out a fixed share of the faces, stops when
+//                their loss stops falling, and keeps the weights of its best evaluation.
 //
 // Files: sae.safetensors (lib/formats/safetensors.ts) holds the four F32 tensors; sae.json holds SaeMeta (architecture, sizes, input scaling,
 // training hyper-parameters, a metrics summary). Both are written atomically (temp file + rename).
@@ -32,6 +35,7 @@ import type { Preset, RunConfig, SaeConfig } from "../run/config";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../formats/safetensors";
 import { RUN_FILE_NAMES } from "../run/files";
 import { writeFileAtomic } from "../util/atomic-write";
+import { hash32 } from "../util/random";
 
 export type SaeArchitecture = "relu" | "topk";
 
@@ -49,7 +53,10 @@ export interface SaeTraining {
   readonly learningRate: number;
   /** PyTorch Adam's weight_decay: wd·p added to the gradient of every parameter. */
   readonly weightDecay: number;
-  readonly epochs: number;
+  /** Passes over the training rows (the post: 30); null: the budget is `trainingRows`. */
+  readonly epochs: number | null;
+  /** The most training rows the recipe sees, whatever the dataset's size (SAELens's training tokens); null with epochs. */
+  readonly trainingRows: number | null;
   readonly batchSize: number;
   /** "post-l2": ‖x − x̂‖₂ over the batch + λ Σ|f|; "mse": mean over rows of ‖x − x̂‖² + λ · mean over rows of ‖f‖₁. */
   readonly loss: "post-l2" | "mse";
@@ -64,17 +71,50 @@ export interface SaeTraining {
   readonly auxKCoefficient: number;
   /** A feature counts as dead for AuxK after this many training rows without firing (null: one epoch). */
   readonly deadAfterRows: number | null;
+  /**
+   * Train on every face but the held-out ones (lib/sae/metrics evaluationSplit). false: on every face, as the
+   * post does; the evaluation rows are still measured, but they are not held out.
+   */
+  readonly holdOut: boolean;
+  /** Steps between evaluations (null: one after every pass over the training rows, as the post's epochs). */
+  readonly evalEvery: number | null;
+  /**
+   * Stop once `patience` evaluations in a row have not lowered the held-out loss by `minImprovement` (a fraction of
+   * it) below the last one that did, but not before `minSteps` steps; null: train the whole budget.
+   */
+  readonly earlyStopping: { readonly patience: number; readonly minImprovement: number; readonly minSteps: number } | null;
+  /** Keep the weights of the evaluation with the lowest held-out loss rather than the last ones. */
+  readonly keepBest: boolean;
   readonly seed: number;
 }
 
-/** What the last training epoch measured (see lib/sae/train.ts). */
+/** What training did and what the kept weights measured (see lib/sae/train.ts). */
 export interface SaeMetricsSummary {
+  /** Steps trained, and the same in passes over the training rows. */
+  readonly steps: number;
   readonly epochs: number;
+  /** The step whose weights were kept (the last, or the best evaluation's with keepBest). */
+  readonly keptStep: number;
+  /** Why training ended: the budget was spent, or the held-out loss stopped falling. */
+  readonly stopped: "budget" | "plateau";
+  /** MSE per value, explained variance and L0 of the kept weights, on the held-out rows (else training's window). */
   readonly mse: number;
   readonly explainedVariance: number;
   readonly l0: number;
+  readonly measuredOn: "held-out rows" | "evaluation rows (trained on)" | "training batches";
+  /** Dead and dense features in the kept evaluation's window of training batches. */
   readonly dead: number;
   readonly dense: number;
+}
+
+/** Which vectors an SAE was trained on: a content hash, so a changed face_vectors.npy is noticed. */
+export interface VectorsIdentity {
+  /** The file's name (face_vectors.npy). */
+  readonly file: string;
+  /** SHA-256 of the whole file, hex. */
+  readonly sha256: string;
+  readonly rows: number;
+  readonly cols: number;
 }
 
 export interface SaeMeta {
@@ -87,6 +127,8 @@ export interface SaeMeta {
   readonly k?: number;
   readonly inputScaling: SaeInputScaling;
   readonly training: SaeTraining;
+  /** The vectors it was trained on (set by the trainer when it is told; see lib/sae/provenance). */
+  readonly trainedOn?: VectorsIdentity;
   readonly metrics?: SaeMetricsSummary;
 }
 
@@ -99,14 +141,15 @@ export interface SparseAutoencoder {
   dispose(): void;
 }
 
-/** Each preset's training recipe for a given architecture. */
-export function presetTraining(preset: Preset, architecture: SaeArchitecture): Omit<SaeTraining, "batchSize" | "seed"> {
+/** Each preset's training recipe for a given architecture (and dictionary size: the recommended step size follows it). */
+export function presetTraining(preset: Preset, architecture: SaeArchitecture, dictionarySize = 512): Omit<SaeTraining, "batchSize" | "seed"> {
   if (preset === "post") {
     return {
       l1: 0.1,
       learningRate: 1e-5,
       weightDecay: 1e-4,
       epochs: 30,
+      trainingRows: null,
       loss: "post-l2",
       warmupFraction: 0,
       unitNormDecoder: false,
@@ -114,15 +157,22 @@ export function presetTraining(preset: Preset, architecture: SaeArchitecture): O
       auxK: 0,
       auxKCoefficient: 0,
       deadAfterRows: null,
+      holdOut: false,
+      evalEvery: null,
+      earlyStopping: null,
+      keepBest: false,
     };
   }
   return {
     // λ = 1 is a starting point for inputs at mean squared norm inputDim with unit decoder rows (the sweep shows
     // the trade-off on the run's own vectors); TopK needs no L1.
     l1: architecture === "topk" ? 0 : 1,
-    learningRate: 5e-4,
+    // 2e-3 at 512 features (measured: held-out loss flat after ~600 steps on the demo's vectors, where 5e-4 needs
+    // four times as many), smaller for larger dictionaries as 1/√features (3.5e-4 at 16,384).
+    learningRate: 2e-3 * Math.sqrt(512 / dictionarySize),
     weightDecay: 0,
-    epochs: 10,
+    epochs: null,
+    trainingRows: RECOMMENDED_TRAINING_ROWS,
     loss: "mse",
     warmupFraction: 0.05,
     unitNormDecoder: true,
@@ -130,22 +180,49 @@ export function presetTraining(preset: Preset, architecture: SaeArchitecture): O
     auxK: 256,
     auxKCoefficient: 1 / 32,
     deadAfterRows: null,
+    holdOut: true,
+    evalEvery: 50,
+    earlyStopping: { patience: 4, minImprovement: 0.005, minSteps: 500 },
+    keepBest: true,
   };
+}
+
+/** The recommended recipe's budget in training rows: an upper bound; early stopping usually ends it sooner. */
+export const RECOMMENDED_TRAINING_ROWS = 1_000_000;
+
+/** Each preset's architecture: the post's ReLU, or TopK for the recommended recipe (OpenAI's sparse_autoencoder). */
+export function presetArchitecture(preset: Preset): SaeArchitecture {
+  return preset === "post" ? "relu" : "topk";
+}
+
+/** sae.architecture, or the preset's when it is null. */
+export function resolveArchitecture(config: Pick<SaeConfig, "preset" | "architecture">): SaeArchitecture {
+  return config.architecture ?? presetArchitecture(config.preset);
 }
 
 /** The run config's SAE section with the preset's values filled in where it says null. */
 export function resolveSaeTraining(config: SaeConfig, seed: number): SaeTraining {
-  const base = presetTraining(config.preset, config.architecture);
+  const base = presetTraining(config.preset, resolveArchitecture(config), config.dictionarySize);
   return {
     ...base,
     l1: config.l1 ?? base.l1,
     learningRate: config.learningRate ?? base.learningRate,
     weightDecay: config.weightDecay ?? base.weightDecay,
-    epochs: config.epochs ?? base.epochs,
+    ...budgetOf(config, base),
     batchSize: config.batchSize,
     auxK: Math.min(base.auxK, config.dictionarySize),
     seed,
   };
+}
+
+/**
+ * The budget: sae.epochs when set; else the preset's, in epochs for the post's recipe and in training rows
+ * (sae.trainingRows when set) for the recommended one.
+ */
+function budgetOf(config: SaeConfig, base: Pick<SaeTraining, "epochs" | "trainingRows">): Pick<SaeTraining, "epochs" | "trainingRows"> {
+  if (config.epochs !== null) return { epochs: config.epochs, trainingRows: null };
+  if (base.trainingRows !== null) return { epochs: null, trainingRows: config.trainingRows ?? base.trainingRows };
+  return { epochs: base.epochs, trainingRows: null };
 }
 
 /** What a new SAE needs. */
@@ -251,8 +328,16 @@ export function activeMask(pre: tf.Tensor2D, architecture: SaeArchitecture, k: n
     const m = pre.shape[1];
     if (k >= m) return positive;
     const kth = tf.topk(pre, k).values.slice([0, k - 1], [pre.shape[0], 1]);
-    return tf.mul<tf.Tensor2D>(positive, tf.cast(tf.greaterEqual(pre, kth), "float32"));
+    return tf.mul<tf.Tensor2D>(positive, atLeast(pre, kth));
   });
+}
+
+/**
+ * 1 where x ≥ threshold (broadcast), else 0, as 1 − step(threshold − x): on the WASM backend a comparison
+ * (greaterEqual, then a cast) is far slower than a subtraction and a step, and TopK needs one every step.
+ */
+export function atLeast(x: tf.Tensor2D, threshold: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => tf.sub<tf.Tensor2D>(1, tf.step(tf.sub(threshold, x))));
 }
 
 function checkWidth(width: number, expected: number, where: string): void {
@@ -266,15 +351,16 @@ export function createSae(spec: SaeSpec): SaeModel {
   const { inputDim: d, dictionarySize: m, training } = spec;
   if (!(Number.isInteger(d) && d > 0 && Number.isInteger(m) && m > 0)) throw new Error(`SAE sizes must be positive integers, got inputDim ${d}, dictionarySize ${m}`);
   if (spec.architecture === "topk" && !(spec.k !== undefined && Number.isInteger(spec.k) && spec.k > 0)) throw new Error(`a topk SAE needs k ≥ 1 (config sae.k), got ${spec.k}`);
-  const seed = training.seed;
+  // TF.js draws from Math.random() when a seed is 0 (falsy): every stream gets a non-zero seed derived from the run's.
+  const seedOf = (stream: number): number => hash32(training.seed, stream) || 1;
   const params = tf.tidy(() => {
     let we: tf.Tensor2D;
     let wd: tf.Tensor2D;
     if (training.init === "post-normal") {
-      we = tf.randomNormal([d, m], 0, 1, "float32", seed);
-      wd = tf.randomNormal([m, d], 0, 1, "float32", seed + 1);
+      we = tf.randomNormal([d, m], 0, 1, "float32", seedOf(0));
+      wd = tf.randomNormal([m, d], 0, 1, "float32", seedOf(1));
     } else {
-      wd = normaliseRows(tf.randomNormal([m, d], 0, 1, "float32", seed + 1));
+      wd = normaliseRows(tf.randomNormal([m, d], 0, 1, "float32", seedOf(1)));
       we = wd.transpose();
     }
     return { we, wd, be: tf.zeros([m]) as tf.Tensor1D, bd: tf.zeros([d]) as tf.Tensor1D };
@@ -381,5 +467,5 @@ export async function tensorsOf(named: Readonly<Record<string, tf.Tensor>>): Pro
 /** The SAE a run's config asks for (sae.* settings, the run's seed), for vectors of `inputDim` values. */
 export function createRunSae(config: RunConfig, inputDim: number): SaeModel {
   const s = config.sae;
-  return createSae({ preset: s.preset, architecture: s.architecture, inputDim, dictionarySize: s.dictionarySize, k: s.k, training: resolveSaeTraining(s, config.seed) });
+  return createSae({ preset: s.preset, architecture: resolveArchitecture(s), inputDim, dictionarySize: s.dictionarySize, k: s.k, training: resolveSaeTraining(s, config.seed) });
 }

@@ -17,7 +17,7 @@
 import { Adam } from "../model/adam";
 import { tf } from "../kernels/backend";
 import type { SafetensorsTensor } from "../formats/safetensors";
-import { activeMask, matMulBias, normaliseRows, SAE_PARAMETER_NAMES, type SaeModel, type SaeParameterName } from "./sae";
+import { activeMask, atLeast, matMulBias, normaliseRows, SAE_PARAMETER_NAMES, type SaeModel, type SaeParameterName } from "./sae";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The optimiser: lib/model/adam.ts (torch.optim.Adam), over the parameters in SAE_PARAMETER_NAMES order.
@@ -111,7 +111,7 @@ export function saeGradients(
     const kAux = Math.min(t.auxK, dead.count);
     const preDead = tf.add(pre, tf.mul(tf.sub(1, dead.mask), -1e30));
     const kth = tf.topk(preDead, kAux).values.slice([0, kAux - 1], [n, 1]);
-    const auxMask = tf.mul<tf.Tensor2D>(tf.cast(tf.greaterEqual(preDead, kth), "float32"), dead.mask);
+    const auxMask = tf.mul<tf.Tensor2D>(atLeast(preDead as tf.Tensor2D, kth), dead.mask);
     const a = tf.mul<tf.Tensor2D>(pre, auxMask);
     const residual = tf.neg(e);
     const energy = tf.maximum(tf.sum(tf.square(residual)), 1e-12);

@@ -1,8 +1,8 @@
 // The λ (or k) sweep of notebook 04: one SAE per value with the run's recipe otherwise, and its figure.
 
 import type { Preset, RunConfig, SaeConfig } from "../run/config";
-import { createSae, resolveSaeTraining, type SaeArchitecture, type SaeMeta, type SaeTraining } from "./sae";
-import type { EpochMetrics, Vectors } from "./metrics";
+import { createSae, resolveArchitecture, resolveSaeTraining, type SaeArchitecture, type SaeMeta, type SaeTraining } from "./sae";
+import type { Vectors } from "./metrics";
 import { trainSae, type TrainOptions } from "./train";
 
 
@@ -50,9 +50,8 @@ export async function runSweep(
       training: topk ? base.training : { ...base.training, l1: value },
     });
     try {
-      const history = await trainSae(sae, vectors, { ...options, desc: `${topk ? "k" : "λ"}=${value}` });
-      const last = history[history.length - 1];
-      points.push({ label: `${topk ? "k" : "λ"} = ${value}`, preset: base.preset, architecture: base.architecture, value, l0: last.l0, explainedVariance: last.explainedVariance, dead: last.dead });
+      await trainSae(sae, vectors, { ...options, desc: `${topk ? "k" : "λ"}=${value}` });
+      points.push(sweepPoint(`${topk ? "k" : "λ"} = ${value}`, sae.meta));
     } finally {
       sae.dispose();
     }
@@ -73,16 +72,17 @@ export async function sweepForRun(
   options: TrainOptions = {},
 ): Promise<{ points: SweepPoint[]; marked: SweepPoint[] } | null> {
   const s = config.sae;
-  const values = parseSweep(s.sweep, s.architecture);
+  const architecture = resolveArchitecture(s);
+  const values = parseSweep(s.sweep, architecture);
   if (values.length === 0) return null;
-  const points = await runSweep({ preset: s.preset, architecture: s.architecture, dictionarySize: s.dictionarySize, k: s.k, training: resolveSaeTraining(s, config.seed) }, values, vectors, options);
+  const points = await runSweep({ preset: s.preset, architecture, dictionarySize: s.dictionarySize, k: s.k, training: resolveSaeTraining(s, config.seed) }, values, vectors, options);
   const marked = [main];
-  if (!(s.preset === "post" && s.architecture === "relu")) {
+  if (!(s.preset === "post" && architecture === "relu")) {
     const post: SaeConfig = { ...s, preset: "post", architecture: "relu", l1: null, learningRate: null, weightDecay: null };
     const sae = createSae({ preset: "post", architecture: "relu", inputDim: vectors.cols, dictionarySize: s.dictionarySize, training: resolveSaeTraining(post, config.seed) });
     try {
-      const history = await trainSae(sae, vectors, { ...options, desc: "the post's recipe" });
-      marked.push(sweepPoint("the post's recipe", sae.meta, history[history.length - 1]));
+      await trainSae(sae, vectors, { ...options, desc: "the post's recipe" });
+      marked.push(sweepPoint("the post's recipe", sae.meta));
     } finally {
       sae.dispose();
     }
@@ -90,8 +90,10 @@ export async function sweepForRun(
   return { points, marked };
 }
 
-/** The point of a trained SAE on the sweep plot. */
-export function sweepPoint(label: string, meta: SaeMeta, last: EpochMetrics): SweepPoint {
+/** The point of a trained SAE on the sweep plot: its kept weights' measures (held-out rows where it has them). */
+export function sweepPoint(label: string, meta: SaeMeta): SweepPoint {
   const value = meta.architecture === "topk" ? (meta.k ?? 0) : meta.training.l1;
-  return { label, preset: meta.preset, architecture: meta.architecture, value, l0: last.l0, explainedVariance: last.explainedVariance, dead: last.dead };
+  const m = meta.metrics;
+  if (m === undefined) throw new Error(`sweep point "${label}": the SAE has not been trained`);
+  return { label, preset: meta.preset, architecture: meta.architecture, value, l0: m.l0, explainedVariance: m.explainedVariance, dead: m.dead };
 }

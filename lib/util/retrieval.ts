@@ -7,6 +7,8 @@
 //   verification ROC AUC      over all pairs: how well the similarity separates same-person pairs from
 //                             different-person pairs (0.5 = chance, 1 = perfect)
 
+import { rocAuc } from "./classification";
+
 export interface RetrievalResult {
   /** recall[k] for each k asked. */
   readonly recall: Readonly<Record<number, number>>;
@@ -37,29 +39,6 @@ export function retrievalRecall(sim: ArrayLike<number>, ids: ArrayLike<number>, 
   const recall: Record<number, number> = {};
   ks.forEach((k, m) => (recall[k] = queries > 0 ? hits[m] / queries : Number.NaN));
   return { recall, queries };
-}
-
-/** ROC AUC of scores for binary labels (Mann–Whitney U with average ranks for ties); NaN without both classes. */
-export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<boolean>): number {
-  const n = scores.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  let positives = 0;
-  let rankSum = 0;
-  for (let start = 0; start < n; ) {
-    let end = start + 1;
-    while (end < n && scores[order[end]] === scores[order[start]]) end++;
-    const rank = (start + 1 + end) / 2; // average of ranks start+1 … end
-    for (let k = start; k < end; k++) {
-      if (labels[order[k]]) {
-        positives++;
-        rankSum += rank;
-      }
-    }
-    start = end;
-  }
-  const negatives = n - positives;
-  if (positives === 0 || negatives === 0) return Number.NaN;
-  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
 
 /** Verification ROC AUC over all pairs i < j: the similarity as the score, "same person" as the label. */
