@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { blindTestPaths, BlindSession, readLockOwner, type FeatureKind, type Rating, type RatingsLockOwner } from "../lib/blind-test/session";
+import { blindTestPaths, BlindSession, type FeatureKind } from "../lib/blind-test/session";
+import { readLockOwner, type Rating, type RatingsLockOwner } from "../lib/blind-test/ratings-file";
 import { projectRoot } from "../lib/util/project";
 import { startRatingServer } from "../lib/blind-test/rating-server";
 

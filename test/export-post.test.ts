@@ -311,7 +311,7 @@ describe("exportRun", () => {
     expect(findings).toContain("Not reproduced: the post's SAE's features are rated lower than dense dimensions, where the post rated them higher.");
     expect(findings).toContain("- **The blind test (06).** The post's SAE's features are rated lower than dense dimensions.");
     expect(findings).toContain("- **The sparse autoencoders (04).** not measured: the notebook saved no findings.");
-    expect(findings).toMatch(/### Limits of this run[\s\S]*Fine-tuning started from torchvision's random initialisation/);
+    expect(findings).toMatch(/### Limits of this run[\s\S]*Fine-tuning started from finetune\.weights=auto \(as configured: notebook 02 did not record what it loaded\)/);
     expect(readFileSync(result.html, "utf8")).toContain("<h2>Findings</h2>");
   });
 

@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BlindSession } from "./session";
-import { isValidRating } from "./session";
+import { isValidRating } from "./ratings-file";
 import { newDisplayHandle, showHtml } from "../display/notebook-display";
 import { ratingPageHtml } from "./rating-page";
 

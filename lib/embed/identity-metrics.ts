@@ -24,6 +24,7 @@ import { Rng } from "../util/random";
 import { chanceRecall, identityScores } from "../util/retrieval";
 import { cosineSimilarities, identityChanges, proportionMargin, verdictOf, verdictSentence, writeFindings, type MeasureChange, type Verdict } from "../model/held-out";
 import { runFiles } from "../run/files";
+import { saveFindings } from "../run/findings";
 
 // The retrieval and verification arithmetic lives in lib/util/retrieval (fine-tuning's held-out curve counts with it
 // too), the cosine similarities in lib/model/held-out; both are re-exported here for notebook 03's readers.
@@ -393,5 +394,15 @@ export function describeEmbedFindings(findings: EmbedFindings): string {
 export function saveEmbedFindings(config: RunConfig, evaluation: RunEvaluation): EmbedFindings {
   const findings = embedFindings(config, evaluation);
   writeFindings(runFiles(config.run).embedFindings, findings);
+  // The exported post's Findings section reads every notebook's findings in one form (lib/run/findings).
+  saveFindings(config.run, {
+    notebook: "03-embed",
+    sentences: [findings.sentence],
+    measures: {
+      verdict: findings.verdict, faces: findings.faces, "initial weights": findings.initialWeights,
+      "recall@1 before": findings.before.recall1, "recall@1 after": findings.after.recall1,
+      "AUC before": findings.before.auc, "AUC after": findings.after.auc,
+    },
+  });
   return findings;
 }

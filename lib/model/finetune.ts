@@ -26,6 +26,7 @@ import { chooseEngine, describeEngine } from "../kernels/onnxruntime";
 import { newDisplayHandle, richDisplayAvailable } from "../display/notebook-display";
 import { displayPath } from "../util/project";
 import { runFiles } from "../run/files";
+import { saveFindings } from "../run/findings";
 import { artifactId } from "../util/artifact-id";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import type { Row } from "../display/html-table";
@@ -449,6 +450,16 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
             heldOutPeople: heldOutSet.people, heldOutFaces: heldOutSet.indices.length,
           });
     if (findings !== null) writeFindings(files.finetuneFindings, findings);
+    // The exported post's Findings section reads every notebook's findings in one form (lib/run/findings).
+    saveFindings(config.run, {
+      notebook: "02-finetune",
+      sentences: findings === null ? ["No people could be held out (the dataset names no identities): whether fine-tuning learns was not measured."] : [findings.sentence],
+      measures: {
+        "initial weights": source, steps: result.steps, verdict: findings?.verdict ?? "not measured",
+        "recall@1 before": findings?.before.recall1 ?? null, "recall@1 after": findings?.after.recall1 ?? null,
+        "AUC before": findings?.before.auc ?? null, "AUC after": findings?.after.auc ?? null,
+      },
+    });
     return { ...result, note, modelPath: files.model, initialWeights: source, images: dataset.count, engine: engine.description, plan, heldOutIds: heldOutSet?.ids ?? [], findings };
   } finally {
     await loader.close();

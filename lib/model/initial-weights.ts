@@ -76,6 +76,11 @@ function readRecord(path: string): InitialWeightsRecord | null {
   }
 }
 
+/** What the run recorded it started from (runs/<run>/initial_weights.json), or null before notebook 02 ran. */
+export function recordedInitialWeights(run: string): InitialWeights | null {
+  return readRecord(runFiles(run).initialWeights)?.weights ?? null;
+}
+
 /**
  * The run's initial weights: the recorded ones when they were resolved from the same settings (and the file is
  * still there), else resolved now (downloading with a progress bar when needed) and recorded.

@@ -4,6 +4,7 @@
 // findings every notebook saved (runs/<run>/findings/, lib/run/findings); a notebook without a findings file is
 // "not measured", never guessed.
 
+import { describeInitialWeights, recordedInitialWeights } from "../model/initial-weights";
 import { existsSync, readFileSync } from "node:fs";
 import type { RunConfig } from "../run/config";
 import { runFiles, type FindingsNotebook } from "../run/files";
@@ -50,12 +51,15 @@ export function runFacts(config: RunConfig, findings: RunFindings): RunFacts {
   }
   const finetune = findings["02-finetune"]?.measures ?? {};
   const recordedWeights = finetune["initial weights"];
+  const recorded = recordedInitialWeights(config.run);
   const weights =
     typeof recordedWeights === "string"
       ? recordedWeights
-      : config.finetune.weights === ""
-        ? "torchvision's random initialisation (finetune.weights is empty), not the post's ImageNet weights"
-        : `${config.finetune.weights} (as configured: notebook 02 did not record what it loaded)`;
+      : recorded !== null
+        ? describeInitialWeights(recorded)
+        : ["", "random"].includes(config.finetune.weights)
+          ? "torchvision's random initialisation, not the post's ImageNet weights"
+          : `finetune.weights=${config.finetune.weights} (as configured: notebook 02 did not record what it loaded)`;
   const recordedSteps = finetune["steps"];
   const latest = listCheckpoints(files.checkpoints).at(-1);
   const finetuneSteps = typeof recordedSteps === "number" ? recordedSteps : latest === undefined ? null : readCheckpointState(latest.path).step;

@@ -3,10 +3,13 @@
 // runs/<run>/findings/<notebook>.json (lib/run/files); the exported post's Findings section composes them. A
 // notebook whose findings file is missing is reported as "not measured", never guessed.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { runFiles, type FindingsNotebook } from "./files";
+
 import { showMarkdown } from "../display/notebook-display";
+
+import { writeFileAtomicSync } from "../util/atomic-write";
+
 
 /** A measured value, or null when it was not measured. */
 export type Measure = number | string | boolean | null;
@@ -23,10 +26,7 @@ export interface Findings {
 /** Writes runs/<run>/findings/<notebook>.json atomically; returns its path. */
 export function saveFindings(run: string, findings: Omit<Findings, "format">): string {
   const path = runFiles(run).findings[findings.notebook];
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify({ format: "celeba-sae/findings@1", ...findings }, null, 1) + "\n");
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, JSON.stringify({ format: "celeba-sae/findings@1", ...findings }, null, 1) + "\n");
   return path;
 }
 
