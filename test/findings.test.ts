@@ -97,6 +97,9 @@ describe("notebook 05", () => {
     const facts: InspectFacts = { k: 16, dense, randomDense: summary({ liftMedian: 0.26 }), saes: [saeKind({ summary: summary({ underfull: 7, dead: 2 }) })], randomGrids: { ...grids, distinctFaces: 4029, maxGridsPerFace: 7 }, recovery: null };
     const s = inspectFindings(facts).sentences.join(" ");
     expect(s).toContain("Of the recommended SAE's features, 7 fire on fewer than 16 faces; their grids show only the faces that fire.");
+    expect(inspectFindings({ ...facts, saes: [saeKind({ summary: summary({ underfull: 1, dead: 1 }) })] }).sentences).toEqual(
+      expect.arrayContaining(["Of the recommended SAE's features, 1 fires on fewer than 16 faces; its grid shows only the faces that fire.", "1 of its features fires on no face at all and has an empty grid."]),
+    );
     expect(s).toContain("809 distinct faces fill the 8192 places of the recommended SAE's 512 top-16 lists and one face is in 107 of them (lists of random faces: 4029 distinct, at most 7 per face): the grids repeat each other.");
     expect(s).toContain("Ranking by raw activation would show more distinct faces: 3000, at most 12 grids per face.");
     expect(s).toContain("Factor recovery was not measured");
