@@ -97,6 +97,9 @@ describe("notebook 05", () => {
     const facts: InspectFacts = { k: 16, dense, randomDense: summary({ liftMedian: 0.26 }), saes: [saeKind({ summary: summary({ underfull: 7, dead: 2 }) })], randomGrids: { ...grids, distinctFaces: 4029, maxGridsPerFace: 7 }, recovery: null };
     const s = inspectFindings(facts).sentences.join(" ");
     expect(s).toContain("Of the recommended SAE's features, 7 fire on fewer than 16 faces; their grids show only the faces that fire.");
+    expect(inspectFindings({ ...facts, saes: [saeKind({ summary: summary({ underfull: 1, dead: 1 }) })] }).sentences).toEqual(
+      expect.arrayContaining(["Of the recommended SAE's features, 1 fires on fewer than 16 faces; its grid shows only the faces that fire.", "1 of its features fires on no face at all and has an empty grid."]),
+    );
     expect(s).toContain("809 distinct faces fill the 8192 places of the recommended SAE's 512 top-16 lists and one face is in 107 of them (lists of random faces: 4029 distinct, at most 7 per face): the grids repeat each other.");
     expect(s).toContain("Ranking by raw activation would show more distinct faces: 3000, at most 12 grids per face.");
     expect(s).toContain("Factor recovery was not measured");
@@ -127,12 +130,14 @@ describe("notebook 06", () => {
       chance: null,
       postSaeExplainedVariance: -1.4e6,
       dataset: "synthetic",
+      emptyGrids: { dense: 0, sparse: 2, "sparse-recommended": 0 },
     };
     const f = blindTestFindings(facts);
     expect(f.sentences).toContain("Grids of random faces were not rated (a person rated this session), so there is no chance row.");
     expect(f.sentences).toContain("The ratings here come from the automatic rater, which sees only the labelled attributes of the faces; the post's author rated by eye.");
     expect(f.sentences.some((s) => s.startsWith("The post's SAE does not reconstruct its input in this run (it explains -1.4e+8 %"))).toBe(true);
     expect(f.measures["sparse mean rating"]).toBe(3.5);
+    expect(f.sentences).toContain("2 of the 4 grids of the post's SAE are empty: their features fire on no face, and an empty grid is rated 1.");
     const better = blindTestFindings({ ...facts, ratings: { ...facts.ratings, sparse: [6, 7, 6, 7], "sparse-recommended": [5, 5, 6, 6] }, chance: [2, 2, 3, 2] });
     expect(better.sentences.some((s) => s.startsWith("The ratings here come from"))).toBe(false);
     expect(better.sentences).toContain("The recommended SAE's features are rated higher than grids of random faces (mean 5.50 against 2.25, t = 8.5105, p < 0.001).");

@@ -11,7 +11,7 @@ import { compareByTest, loadFindings, pValue, type Findings, type Measure, type 
 import { mean } from "simple-statistics";
 import { bootstrapMeanDifference, cohensD, mannWhitneyU, sampleSizeForPower, tTestInd, welchTTest } from "../util/statistics";
 import { kindLabel, parseKinds, type FeatureKind } from "../inspect/kinds";
-import { POST_KINDS, type UnblindedRating } from "./session";
+import { POST_KINDS, type BlindSession, type UnblindedRating } from "./session";
 
 /** The post's blind test: its numbers, to set beside this run's. */
 export const POST_RESULT = { sparseMean: 4.4375, denseMean: 3.25, sparseSd: 1.547848, denseSd: 1.437591, n: 16, t: 2.2486, p: 0.032 } as const;
@@ -90,6 +90,15 @@ export interface BlindFacts {
   readonly postSaeExplainedVariance: number | null;
   /** The dataset: "synthetic" faces or "celeba" (or a folder). */
   readonly dataset: string;
+  /** Grids of each kind with no face at all (features that fire on no face). */
+  readonly emptyGrids: Readonly<Record<FeatureKind, number>>;
+}
+
+/** How many of each kind's grids show no face (a feature that fires on no face: rated 1 by the automatic rater). */
+export function emptyGrids(session: BlindSession, results: readonly UnblindedRating[]): Record<FeatureKind, number> {
+  const counts: Record<FeatureKind, number> = { dense: 0, sparse: 0, "sparse-recommended": 0 };
+  for (const r of results) if (session.gridRows(r.id).length === 0) counts[r.kind]++;
+  return counts;
 }
 
 interface Test {
@@ -151,12 +160,20 @@ export function explanations(f: BlindFacts): string[] {
   if (f.postSaeExplainedVariance !== null && f.postSaeExplainedVariance < 0) {
     out.push(`The post's SAE does not reconstruct its input in this run (it explains ${(100 * f.postSaeExplainedVariance).toExponential(1)} % of the variance), so its features are close to random projections of the face vectors.`);
   }
+  const empty = f.emptyGrids.sparse;
+  if (empty > 0) out.push(`${empty} of the ${f.ratings.sparse.length} grids of ${f.labels.sparse} are empty: their features fire on no face, and an empty grid is rated 1.`);
   if (f.dataset === "synthetic") out.push("The faces are the synthetic drawings, not CelebA's photographs.");
   return out;
 }
 
 /** The facts of this run's blind test: its ratings, and what notebooks 01 and 04 recorded. */
-export function blindFacts(config: RunConfig, ratings: Readonly<Record<FeatureKind, readonly number[]>>, rater: "auto" | "human", chance: readonly number[] | null): BlindFacts {
+export function blindFacts(
+  config: RunConfig,
+  ratings: Readonly<Record<FeatureKind, readonly number[]>>,
+  rater: "auto" | "human",
+  chance: readonly number[] | null,
+  empty: Readonly<Record<FeatureKind, number>>,
+): BlindFacts {
   const sae = loadFindings(config.run, "04-sae")?.measures;
   const ev = sae?.["sparse explained variance"];
   const datasetPath = runFiles(config.run).dataset;
@@ -169,6 +186,7 @@ export function blindFacts(config: RunConfig, ratings: Readonly<Record<FeatureKi
     chance,
     postSaeExplainedVariance: config.sae.preset === "post" && typeof ev === "number" ? ev : null,
     dataset,
+    emptyGrids: empty,
   };
 }
 
@@ -202,6 +220,7 @@ export function blindTestFindings(f: BlindFacts): Omit<Findings, "format"> {
     measures[`${kind} label`] = f.labels[kind];
     measures[`${kind} ratings`] = r.length;
     measures[`${kind} mean rating`] = r.length === 0 ? null : mean(r);
+    measures[`${kind} empty grids`] = f.emptyGrids[kind];
   }
   return { notebook: "06-blind-test", sentences, measures };
 }

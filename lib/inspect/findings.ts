@@ -79,8 +79,10 @@ export function aurocSentence(sae: SaeKindFacts, dense: InspectFacts["dense"], r
 export function gridSentences(k: number, sae: SaeKindFacts, randomGrids: GridSetStats | null): string[] {
   const out: string[] = [];
   const g = sae.grids;
-  if (sae.summary.underfull > 0) out.push(`Of ${sae.label}'s features, ${sae.summary.underfull} fire on fewer than ${k} faces; their grids show only the faces that fire.`);
-  if (sae.summary.dead > 0) out.push(`${sae.summary.dead} of its features fire on no face at all and have an empty grid.`);
+  const few = sae.summary.underfull;
+  if (few > 0) out.push(`Of ${sae.label}'s features, ${few} fire${few === 1 ? "s" : ""} on fewer than ${k} faces; ${few === 1 ? "its grid shows" : "their grids show"} only the faces that fire.`);
+  const dead = sae.summary.dead;
+  if (dead > 0) out.push(`${dead} of its features fire${dead === 1 ? "s" : ""} on no face at all and ${dead === 1 ? "has" : "have"} an empty grid.`);
   const crowded = g.grids > 0 && g.maxGridsPerFace / g.grids > CROWDED;
   const chance = randomGrids === null ? "" : ` (lists of random faces: ${randomGrids.distinctFaces} distinct, at most ${randomGrids.maxGridsPerFace} per face)`;
   out.push(
