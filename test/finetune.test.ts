@@ -340,7 +340,7 @@ describe("training loop", () => {
       measure: (m: ResNet18, step: number) => {
         measured.push(step);
         const w = weightsOf(m)[0][0];
-        return { step, recall1: Math.abs(w) % 1, recall10: 1, auc: 0.5, queries: 8 };
+        return { step, recall1: Math.abs(w) % 1, recall10: 1, auc: 0.5, queries: 8, samePairs: 12, differentPairs: 16 };
       },
     };
     const run = { ...common, count: people.length, identities: people, settings: { ...settings, epochs: 3, maxSteps: 10 }, sampler, augment: true, heldOut }; // epochs end at 4 and 8

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend, tf } from "../lib/kernels/backend";
 import {
-  changeSign, embedHeldOut, finetuneFindings, heldOutFigure, identityChanges, isMeasuredStep, measureEvery, measureHeldOut, proportionMargin,
+  aucMargin, changeSign, embedHeldOut, finetuneFindings, heldOutFigure, identityChanges, isMeasuredStep, measureEvery, measureHeldOut, proportionMargin,
   VERDICT_MARGINS, verdictOf, verdictSentence, writeFindings, type HeldOutPoint, type HeldOutSet, type MeasureChange,
 } from "../lib/model/held-out";
 import { createResNet18 } from "../lib/model/resnet18";
+import { aucStandardError } from "../lib/util/retrieval";
 
 const scratch = mkdtempSync(join(tmpdir(), "held-out-"));
 beforeAll(async () => {
@@ -18,7 +19,10 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-const point = (step: number, recall1: number, auc: number, queries = 1000): HeldOutPoint => ({ step, recall1, recall10: Math.min(1, Math.round(3000 * recall1) / 1000), auc, queries });
+/** A measurement of 1000 faces of 50 people with 20 pictures each: 9,500 same-person pairs, 490,000 others. */
+const point = (step: number, recall1: number, auc: number, queries = 1000): HeldOutPoint => ({
+  step, recall1, recall10: Math.min(1, Math.round(3000 * recall1) / 1000), auc, queries, samePairs: 9500, differentPairs: 490_000,
+});
 
 describe("the verdict", () => {
   it("a recall's margin is 2 standard errors of the difference of two proportions on q faces, at least 0.01", () => {
@@ -26,7 +30,18 @@ describe("the verdict", () => {
     expect(proportionMargin(0.1, 0.15, 1000)).toBeCloseTo(0.029496, 5);
     expect(proportionMargin(0.001, 0.001, 100_000)).toBe(VERDICT_MARGINS.floor);
     expect(proportionMargin(0.5, 0.5, 0)).toBe(Number.POSITIVE_INFINITY);
-    expect(VERDICT_MARGINS).toEqual({ floor: 0.01, sigmas: 2, auc: 0.01 });
+    expect(VERDICT_MARGINS).toEqual({ floor: 0.01, sigmas: 2 });
+  });
+
+  it("an AUC's margin is 2 standard errors (Hanley & McNeil) of the difference, at least 0.01: large when few pairs show one person", () => {
+    // A = 0.5 over 100 positive and 1000 negative pairs: Q1 = Q2 = 1/3, SE² = (0.25 + 99/12 + 999/12) / 10⁵
+    expect(aucStandardError(0.5, 100, 1000)).toBeCloseTo(0.0302903, 6);
+    expect(aucMargin(0.5, 0.5, 100, 1000)).toBeCloseTo(0.0856738, 6);
+    // 502 real faces of 462 people (about 40 same-person pairs): a change of 0.05 is within the noise
+    expect(aucMargin(0.528, 0.582, 40, 125_000)).toBeCloseTo(0.13254, 4);
+    // 1000 faces of 50 people: the floor
+    expect(aucMargin(0.585, 0.78, 9500, 490_000)).toBe(0.01);
+    expect(aucMargin(0.5, 0.6, 0, 10)).toBe(Number.POSITIVE_INFINITY);
   });
 
   const change = (before: number, after: number, margin = 0.02): MeasureChange => ({ name: "m", before, after, margin });

@@ -71,7 +71,7 @@ describe("same-identity retrieval and verification", () => {
 });
 
 describe("retrieval and verification against numpy (test/fixtures/retrieval)", () => {
-  // 42 faces of 12 people (1 to 6 pictures each, so some have no partner), two exact duplicate pairs (ties)
+  // 34 faces of 12 people (1 to 6 pictures each, so some have no partner), two exact duplicate pairs (ties)
   const fixture = JSON.parse(readFileSync(join(projectRoot(), "test", "fixtures", "retrieval", "retrieval.json"), "utf8")) as {
     ids: number[]; dim: number; vectors: number[]; similarities: number[]; recall: Record<string, number>; queries: number; auc: number;
   };
@@ -93,6 +93,7 @@ describe("retrieval and verification against numpy (test/fixtures/retrieval)", (
     expect(scores.recall10).toBeCloseTo(fixture.recall["10"], 12);
     expect(scores.auc).toBeCloseTo(fixture.auc, 6);
     expect(scores.queries).toBe(31);
+    expect([scores.samePairs, scores.differentPairs]).toEqual([46, 515]); // Σ C(count, 2) over 1,2,3,6,1,4,2,5,1,3,2,4; C(34, 2) − 46
     expect(fixture.recall).toEqual({ "1": 13 / 31, "2": 15 / 31, "5": 21 / 31, "10": 27 / 31 });
   });
 });
@@ -170,7 +171,9 @@ describe("evaluation sample and the whole report", () => {
 
 describe("notebook 03's findings", () => {
   const probe = (accuracy: number, baseline = 0.7) => ({ attribute: "a", accuracy, baseline, trainSize: 800, testSize: 200 });
-  const metrics = (recall1: number, auc: number, probeAccuracy: number) => ({ recallAt1: recall1, recallAt10: 0.5, verificationAuc: auc, queries: 1000, probes: [probe(probeAccuracy)] });
+  const metrics = (recall1: number, auc: number, probeAccuracy: number) => ({
+    recallAt1: recall1, recallAt10: 0.5, verificationAuc: auc, queries: 1000, samePairs: 9500, differentPairs: 490_000, probes: [probe(probeAccuracy)],
+  });
   const evaluation = (after: ReturnType<typeof metrics>, heldOutOfTraining: boolean | null = true) => ({
     sample: 1000, faces: "the 1000 faces of 50 held-out people that notebook 02 measured (people fine-tuning never saw)", heldOutOfTraining,
     chance: { recallAt1: 0.019, recallAt10: 0.175 },

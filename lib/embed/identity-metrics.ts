@@ -162,6 +162,9 @@ export interface IdentityMetrics {
   readonly recallAt10: number;
   readonly verificationAuc: number;
   readonly queries: number;
+  /** Same-person and different-person pairs of the sample (0 without identities). */
+  readonly samePairs: number;
+  readonly differentPairs: number;
   readonly probes: readonly ProbeResult[];
 }
 
@@ -171,16 +174,15 @@ export function identityMetrics(vectors: Float32Array, dim: number, ids: ArrayLi
   let recallAt10 = Number.NaN;
   let auc = Number.NaN;
   let queries = 0;
+  let samePairs = 0;
+  let differentPairs = 0;
   if (ids !== null) {
     const scores = identityScores(cosineSimilarities(vectors, dim), ids);
-    recallAt1 = scores.recall1;
-    recallAt10 = scores.recall10;
-    queries = scores.queries;
-    auc = scores.auc;
+    ({ recall1: recallAt1, recall10: recallAt10, queries, auc, samePairs, differentPairs } = scores);
   }
   const n = vectors.length / dim;
   const probes = attributes === null ? [] : linearProbe(vectors, dim, attributes, probeSplit(n, ids, options.testFraction ?? 0.2, options.seed ?? 0), options);
-  return { recallAt1, recallAt10, verificationAuc: auc, queries, probes };
+  return { recallAt1, recallAt10, verificationAuc: auc, queries, samePairs, differentPairs, probes };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -352,7 +354,7 @@ export function embedFindings(config: RunConfig, evaluation: RunEvaluation): Emb
   const { before, after } = evaluation;
   const changes: MeasureChange[] = [];
   if (Number.isFinite(after.recallAt1)) {
-    changes.push(...identityChanges({ ...scoresOf(before), queries: before.queries }, { ...scoresOf(after), queries: after.queries }));
+    changes.push(...identityChanges({ ...scoresOf(before), ...before }, { ...scoresOf(after), ...after }));
   }
   const testSize = after.probes[0]?.testSize ?? 0;
   if (after.probes.length > 0) {

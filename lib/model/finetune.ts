@@ -144,16 +144,22 @@ export interface TrainResult {
   readonly note: string;
 }
 
-/** Steps of a whole run: epochs × ceil(N / batch) (DataLoader keeps the last, smaller batch), at most maxSteps. */
-export function totalSteps(count: number, settings: Pick<TrainSettings, "epochs" | "batchSize" | "maxSteps">): number {
-  const all = settings.epochs * Math.ceil(count / settings.batchSize);
+/** Steps of a whole run of epochs of `stepsPerEpoch` steps, at most maxSteps. */
+export function runSteps(stepsPerEpoch: number, settings: Pick<TrainSettings, "epochs" | "maxSteps">): number {
+  const all = settings.epochs * stepsPerEpoch;
   return settings.maxSteps === null ? all : Math.min(all, settings.maxSteps);
+}
+
+/** Steps of a whole run of shuffled batches: epochs × ceil(N / batch) (DataLoader keeps the last, smaller batch), at
+ *  most maxSteps. */
+export function totalSteps(count: number, settings: Pick<TrainSettings, "epochs" | "batchSize" | "maxSteps">): number {
+  return runSteps(Math.ceil(count / settings.batchSize), settings);
 }
 
 /**
  * What a checkpoint must have been made with to be resumed: every setting that shapes a step, and the inputs
- * (`fingerprintExtra`). Not `maxSteps` nor `epochs`: raising either continues the same run, whose data order for
- * epoch k is fixed by (seed, k).
+ * (`fingerprintExtra`). Not `maxSteps`: raising it continues the same run, whose data order for epoch k is fixed by
+ * (seed, k).
  */
 export function fingerprintOf(options: Pick<TrainOptions, "settings" | "count" | "training" | "augment" | "fingerprintExtra">): string {
   const s = options.settings;
@@ -187,7 +193,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const { model, settings, count } = options;
   const sampler = options.sampler ?? shuffledSampler(Array.from({ length: count }, (_, i) => i), settings);
   const stepsPerEpoch = sampler.stepsPerEpoch;
-  const total = settings.maxSteps === null ? settings.epochs * stepsPerEpoch : Math.min(settings.epochs * stepsPerEpoch, settings.maxSteps);
+  const total = runSteps(stepsPerEpoch, settings);
   const fingerprint = fingerprintOf(options);
   const adam = new Adam(model.trainable, { learningRate: settings.learningRate });
   const stepOptions: StepOptions = { loss: settings, chunkSize: settings.chunkSize, training: options.training, native: options.native };
@@ -363,7 +369,7 @@ export function trainingPlan(config: RunConfig, dataset: Pick<ImageDataset, "cou
   const batchNormFaces = seededShuffle(people.trainIndices, config.seed, 0xb2).slice(0, batchNormImages).sort((a, b) => a - b);
   const settings = { batchSize: f.batchSize, seed: config.seed };
   const sampler = k > 1 ? personSampler(people.trainIndices, ids!, settings, k) : shuffledSampler(people.trainIndices, settings);
-  const steps = f.maxSteps === null ? f.epochs * sampler.stepsPerEpoch : Math.min(f.epochs * sampler.stepsPerEpoch, f.maxSteps);
+  const steps = runSteps(sampler.stepsPerEpoch, f);
   const batches =
     (k > 1 ? `identity-balanced batches of ${f.batchSize / k} people × ${k} pictures` : `shuffled batches of ${f.batchSize}`) +
     (augment ? ", each face a random crop and mirror of itself" : "");

@@ -19,9 +19,7 @@ import type { Figure } from "../display/figures";
 import { writeFileAtomicSync } from "../util/atomic-write";
 
 import { createImageLoader, type ResizeMode } from "../data/image-loader";
-
-import { identityScores, type IdentityScores } from "../util/retrieval";
-
+import { aucStandardError, identityScores, type IdentityScores } from "../util/retrieval";
 import { preprocess } from "./inputs";
 
 import type { ResNet18 } from "./resnet18";
@@ -153,10 +151,11 @@ export interface MeasureChange {
 /**
  * The smallest changes that count. A proportion measured on q faces moves by chance by about
  * √(p(1−p)/q) each time, so a recall's change counts when it passes `sigmas` standard errors of the difference
- * of two such measurements (unpaired, so on the cautious side), and at least `floor`. Verification AUC, over all
- * pairs of the sample, counts from `auc`.
+ * of two such measurements (unpaired, so on the cautious side), and at least `floor`. A verification AUC the same
+ * way with its standard error over the sample's same-person and different-person pairs (Hanley & McNeil), at least
+ * `floor`: large when few pairs show one person.
  */
-export const VERDICT_MARGINS = { floor: 0.01, sigmas: 2, auc: 0.01 } as const;
+export const VERDICT_MARGINS = { floor: 0.01, sigmas: 2 } as const;
 
 /** The margin of a proportion measured before and after on `count` items (see VERDICT_MARGINS). */
 export function proportionMargin(before: number, after: number, count: number): number {
@@ -165,11 +164,17 @@ export function proportionMargin(before: number, after: number, count: number): 
   return Math.max(VERDICT_MARGINS.floor, VERDICT_MARGINS.sigmas * se);
 }
 
+/** The margin of a verification AUC measured before and after on the same pairs (see VERDICT_MARGINS). */
+export function aucMargin(before: number, after: number, samePairs: number, differentPairs: number): number {
+  const se = Math.hypot(aucStandardError(before, samePairs, differentPairs), aucStandardError(after, samePairs, differentPairs));
+  return Math.max(VERDICT_MARGINS.floor, VERDICT_MARGINS.sigmas * se);
+}
+
 /** The changes of recall@1 and verification AUC between two measurements of the same faces. */
 export function identityChanges(before: IdentityScores, after: IdentityScores): MeasureChange[] {
   return [
     { name: "recall@1", before: before.recall1, after: after.recall1, margin: proportionMargin(before.recall1, after.recall1, after.queries) },
-    { name: "verification AUC", before: before.auc, after: after.auc, margin: VERDICT_MARGINS.auc },
+    { name: "verification AUC", before: before.auc, after: after.auc, margin: aucMargin(before.auc, after.auc, after.samePairs, after.differentPairs) },
   ];
 }
 

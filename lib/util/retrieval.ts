@@ -64,12 +64,37 @@ export interface IdentityScores {
   readonly auc: number;
   /** Faces with another picture of the same person in the sample (recall's denominator). */
   readonly queries: number;
+  /** Pairs of the sample showing one person, and two (the AUC's positives and negatives). */
+  readonly samePairs: number;
+  readonly differentPairs: number;
+}
+
+/** Same-person and different-person pairs i < j among faces of these people. */
+export function pairCounts(ids: ArrayLike<number>): { same: number; different: number } {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < ids.length; i++) counts.set(ids[i], (counts.get(ids[i]) ?? 0) + 1);
+  let same = 0;
+  for (const c of counts.values()) same += (c * (c - 1)) / 2;
+  return { same, different: (ids.length * (ids.length - 1)) / 2 - same };
 }
 
 /** recall@1, recall@10 and verification AUC of a similarity matrix. */
 export function identityScores(sim: ArrayLike<number>, ids: ArrayLike<number>): IdentityScores {
   const r = retrievalRecall(sim, ids, [1, 10]);
-  return { recall1: r.recall[1], recall10: r.recall[10], auc: verificationAuc(sim, ids), queries: r.queries };
+  const pairs = pairCounts(ids);
+  return { recall1: r.recall[1], recall10: r.recall[10], auc: verificationAuc(sim, ids), queries: r.queries, samePairs: pairs.same, differentPairs: pairs.different };
+}
+
+/**
+ * The standard error of a ROC AUC over `positives` and `negatives` (Hanley & McNeil, 1982). Pairs that share a face
+ * are not independent, so it errs on the small side; it grows large when few pairs show one person.
+ */
+export function aucStandardError(auc: number, positives: number, negatives: number): number {
+  if (!(positives > 0 && negatives > 0) || !Number.isFinite(auc)) return Number.POSITIVE_INFINITY;
+  const q1 = auc / (2 - auc);
+  const q2 = (2 * auc * auc) / (1 + auc);
+  const a2 = auc * auc;
+  return Math.sqrt((auc * (1 - auc) + (positives - 1) * (q1 - a2) + (negatives - 1) * (q2 - a2)) / (positives * negatives));
 }
 
 /**
