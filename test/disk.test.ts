@@ -14,8 +14,8 @@ describe("free disk", () => {
     expect(() => requireFreeSpace("/runs/x", 100, "it", "do this", { bytes: 1000, blockSize: 4096 })).not.toThrow();
     expect(() => requireFreeSpace("/runs/x", 100, "it", "do this", undefined)).not.toThrow();
     expect(() => requireFreeSpace("/runs/x", 3 * 2 ** 30, "415 MB of face vectors", "move runs/ to a larger disk", { bytes: 2 ** 29, blockSize: 4096 })).toThrow(
-      "Not enough free disk for 415 MB of face vectors: it needs 3.0 GiB in /runs/x, which has 512 MiB free. Free some space there, or move runs/ to a larger disk.",
+      "Not enough free disk for 415 MB of face vectors: it needs 3.22 GB in /runs/x, which has 537 MB free. Free some space there, or move runs/ to a larger disk.",
     );
-    expect([formatBytes(512), formatBytes(1536), formatBytes(30 * 2 ** 30)]).toEqual(["512 B", "1.5 KiB", "30 GiB"]);
+    expect([formatBytes(512), formatBytes(1536), formatBytes(30 * 2 ** 30)]).toEqual(["512 B", "1.54 kB", "32.2 GB"]);
   });
 });

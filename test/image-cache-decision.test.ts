@@ -28,19 +28,19 @@ describe("imageCache", () => {
   it("auto caches CelebA at 64 px (2.5 GB) and not at 224 px (30 GB)", () => {
     const small = imageCacheDecision(applyOverrides(defaultConfig("x"), ["imageSize=64"]), dataset(CELEBA), plenty);
     expect(small.path).toBe(join(root, ".celeba-sae-cache", `images-post-64-n${CELEBA}.npy`));
-    expect(small.why).toMatch(/^decoded images are cached in .* \(2\.3 GiB\)$/);
+    expect(small.why).toMatch(/^decoded images are cached in .* \(2\.49 GB\)$/);
     expect(CELEBA * 64 * 64 * 3).toBeLessThan(IMAGE_CACHE_AUTO_MAX_BYTES);
     const large = imageCacheDecision(applyOverrides(defaultConfig("x"), ["imageSize=224"]), dataset(CELEBA), plenty);
     expect(large.path).toBeUndefined();
-    expect(large.why).toMatch(/^no image cache: it would take 28 GiB, and decoding on the threads is as fast as reading that back \(imageCache=true makes it anyway\)$/);
+    expect(large.why).toMatch(/^no image cache: it would take 30\.5 GB, and decoding on the threads is as fast as reading that back \(imageCache=true makes it anyway\)$/);
   });
 
   it("auto without the disk for it decodes instead; true is an error naming what it needs and the way out", () => {
     const auto = imageCacheDecision(applyOverrides(defaultConfig("x"), ["imageSize=64"]), dataset(CELEBA), little);
     expect(auto.path).toBeUndefined();
-    expect(auto.why).toMatch(/^no image cache: it needs 2\.3 GiB in .*, which has 95 MiB free$/);
+    expect(auto.why).toMatch(/^no image cache: it needs 2\.49 GB in .*, which has 100 MB free$/);
     expect(() => imageCacheDecision(applyOverrides(defaultConfig("x"), ["imageSize=64", "imageCache=true"]), dataset(CELEBA), little)).toThrow(
-      /^Not enough free disk for the decoded-image cache: it needs 2\.3 GiB in .*, which has 95 MiB free\. Free some space there, or set imageCache=false/,
+      /^Not enough free disk for the decoded-image cache: it needs 2\.49 GB in .*, which has 100 MB free\. Free some space there, or set imageCache=false/,
     );
     expect(imageCacheDecision(applyOverrides(defaultConfig("x"), ["imageSize=224", "imageCache=true"]), dataset(1000), plenty).path).toBeDefined();
   });

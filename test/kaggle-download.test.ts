@@ -1,6 +1,7 @@
 // The Kaggle downloader against a fake Kaggle on 127.0.0.1 (test/kaggle-server.ts): an API origin that answers
 // with a redirect to a storage origin, like www.kaggle.com → storage.googleapis.com.
 
+import { formatBytes } from "../lib/util/disk";
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,6 @@ import {
   byteUnit,
   datasetDownloadUrl,
   downloadKaggleDataset,
-  formatBytes,
   kaggleApiBase,
   kaggleArchivePath,
   KaggleError,

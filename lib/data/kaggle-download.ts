@@ -21,12 +21,13 @@
 import { mkdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { basicAuthorization, credentialsHelp, KaggleError, kaggleJsonPath, resolveKaggleCredentials, tildePath, type KaggleCredentials } from "./kaggle-credentials";
-import { attemptDownload, discardPart, finishPart, formatBytes, networkError, readPartRecord, type DownloadProgress, type Transfer } from "./kaggle-transfer";
+import { formatBytes } from "../util/disk";
+import { attemptDownload, discardPart, finishPart, networkError, readPartRecord, type DownloadProgress, type Transfer } from "./kaggle-transfer";
 import type { ProgressOptions } from "../display/progress";
 import { asError, errorCode, sizeOnDisk, sleep } from "../util/http-download";
 
 export { KaggleError, resolveKaggleCredentials, type KaggleCredentials, type KaggleErrorKind } from "./kaggle-credentials";
-export { byteUnit, formatBytes, parseContentRange, type DownloadProgress } from "./kaggle-transfer";
+export { byteUnit, parseContentRange, type DownloadProgress } from "./kaggle-transfer";
 
 /** The dataset of the post. */
 export const CELEBA_DATASET = "jessicali9530/celeba-dataset";

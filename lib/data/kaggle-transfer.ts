@@ -4,6 +4,7 @@
 // fix, a full disk and a file that is not an archive are KaggleErrors that say what to do; a broken connection is
 // an outcome the caller may resume. The Authorization header goes to the API's own origin only.
 
+import { formatBytes } from "../util/disk";
 import { open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { basename } from "node:path";
@@ -25,18 +26,6 @@ import {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Small formatting and parsing helpers
-
-/** A byte count for people, in SI units like the Kaggle CLI's tqdm: "1.33 GB". */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
-}
 
 /** A `Content-Range: bytes start-end/total` header (total undefined for `*`); undefined when malformed. */
 export function parseContentRange(value: string | undefined): { start: number; end: number; total: number | undefined } | undefined {

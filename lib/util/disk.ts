@@ -24,16 +24,16 @@ export function diskFreeSpace(dir: string): FreeSpace | undefined {
   }
 }
 
-/** Bytes for people, in binary units: "2.4 GiB". */
+/** A byte count for people, in SI units: "1.33 GB". */
 export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
+  while (Math.abs(value) >= 1000 && unit < units.length - 1) {
+    value /= 1000;
     unit++;
   }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
 }
 
 /** Throws, naming `what`, the bytes it needs and where, when the disk holding `dir` has less free space than that. */

@@ -5,7 +5,7 @@
 
 import { statSync } from "node:fs";
 import { resolve, sep } from "node:path";
-import type { FreeSpace } from "../../util/disk";
+import { formatBytes, type FreeSpace } from "../../util/disk";
 import { LOCAL_SIZE, type ZipDirectory, type ZipEntry, ZipError } from "./directory";
 
 
@@ -132,18 +132,6 @@ export const DEFAULT_ZIP_LIMITS = {
   ratioMinSize: 4 * 1024 * 1024,
 } as const;
 
-/** A byte count for people, in SI units: "1.33 GB". */
-function formatSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB", "PB"];
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
-}
-
 function ratioText(size: number, compressed: number): string {
   if (compressed === 0) return "∞:1";
   const ratio = size / compressed;
@@ -216,7 +204,7 @@ export function checkRatios(directory: ZipDirectory, maxRatio: number, maxTotalR
         "limit",
         archive,
         e.name,
-        `it would inflate ${ratioText(e.size, e.compressedSize)} (${formatSize(e.size)} from ${formatSize(e.compressedSize)}), ` +
+        `it would inflate ${ratioText(e.size, e.compressedSize)} (${formatBytes(e.size)} from ${formatBytes(e.compressedSize)}), ` +
           `more than the ${maxRatio}:1 allowed for one entry (maxRatio). ${advice("maxRatio")}`,
       );
     }
@@ -226,9 +214,9 @@ export function checkRatios(directory: ZipDirectory, maxRatio: number, maxTotalR
       "limit",
       archive,
       biggest.name,
-      `the archive as a whole would inflate ${ratioText(size, compressed)} (${formatSize(size)} from ${formatSize(compressed)}), ` +
+      `the archive as a whole would inflate ${ratioText(size, compressed)} (${formatBytes(size)} from ${formatBytes(compressed)}), ` +
         `more than the ${maxTotalRatio}:1 allowed (maxTotalRatio); this entry grows the most, ${ratioText(biggest.size, biggest.compressedSize)} ` +
-        `(${formatSize(biggest.size)}). ${advice("maxTotalRatio")}`,
+        `(${formatBytes(biggest.size)}). ${advice("maxTotalRatio")}`,
     );
   }
 }
@@ -242,8 +230,8 @@ export function checkTotal(directory: ZipDirectory, plan: readonly PlannedEntry[
     "limit",
     directory.archive,
     largest.name,
-    `its ${plan.length} selected entries would unzip to ${formatSize(totalBytes)}, more than the ${formatSize(maxTotalBytes)} allowed ` +
-      `(maxTotalBytes; Kaggle's CelebA unzips to about 1.4 GB), this entry being the largest (${formatSize(largest.size)}). ` +
+    `its ${plan.length} selected entries would unzip to ${formatBytes(totalBytes)}, more than the ${formatBytes(maxTotalBytes)} allowed ` +
+      `(maxTotalBytes; Kaggle's CelebA unzips to about 1.4 GB), this entry being the largest (${formatBytes(largest.size)}). ` +
       `It is not the archive expected, or it is damaged: delete it and download it again; if you trust it, pass a higher maxTotalBytes`,
   );
 }
@@ -277,9 +265,9 @@ export function checkFreeSpace(directory: ZipDirectory, destDir: string, plan: r
     "limit",
     directory.archive,
     full.name,
-    `the ${files === 1 ? "file" : `${files} files`} still to extract need${files === 1 ? "s" : ""} about ${formatSize(needed)} on disk at ${resolve(destDir)}` +
-      `${already > 0 ? ` (${formatSize(already)} are already extracted)` : ""}, but only ${formatSize(free.bytes)} are free there; ` +
-      `the disk would fill with this entry. Free at least ${formatSize(needed - free.bytes)} there, or extract elsewhere, and run again`,
+    `the ${files === 1 ? "file" : `${files} files`} still to extract need${files === 1 ? "s" : ""} about ${formatBytes(needed)} on disk at ${resolve(destDir)}` +
+      `${already > 0 ? ` (${formatBytes(already)} are already extracted)` : ""}, but only ${formatBytes(free.bytes)} are free there; ` +
+      `the disk would fill with this entry. Free at least ${formatBytes(needed - free.bytes)} there, or extract elsewhere, and run again`,
   );
 }
 
