@@ -3,6 +3,7 @@
 // X-Error-Code) and a 302 to a second "storage" origin (another port) that serves the bytes with ETag, Range/206.
 // Every test gets its own HF_HOME in a temporary folder and passes its environment explicitly.
 
+import { pseudoRandomBytes } from "./numeric-helpers";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -32,20 +33,6 @@ import { closeServer, fakeCommit, listen, sha256, startFakeHub, type FakeHub, ty
 // ---------------------------------------------------------------------------------------------------------------
 // Test data
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-function pseudoRandomBytes(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 
 

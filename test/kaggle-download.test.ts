@@ -1,6 +1,7 @@
 // The Kaggle downloader against a fake Kaggle on 127.0.0.1 (test/kaggle-server.ts): an API origin that answers
 // with a redirect to a storage origin, like www.kaggle.com → storage.googleapis.com.
 
+import { pseudoRandomBytes } from "./numeric-helpers";
 import { formatBytes } from "../lib/util/disk";
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,20 +32,6 @@ const SECRETS = [USER, KEY, BASIC];
 
 const SIZE = 3_000_000;
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-function pseudoRandomBytes(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 const ARCHIVE = pseudoRandomBytes(SIZE, 1234);
 

@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { projectRoot } from "../lib/util/project";
 import { runDir } from "../lib/run/files";
+import { procStat } from "../lib/run/notebook-runner";
 import { executeNotebook, joinText, notebookJson, readNotebook } from "./notebook-helpers";
 
 const run = `test-stop-${process.pid}`;
@@ -36,16 +37,6 @@ afterAll(() => {
   rmSync(runDir(run), { recursive: true, force: true });
 });
 
-/** A process's state letter and parent from /proc; undefined when it is gone. */
-function procStat(pid: number): { state: string; ppid: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: fields[0], ppid: Number(fields[1]) };
-  } catch {
-    return undefined;
-  }
-}
 
 /** Running: it exists and is not a zombie (an orphan's zombie waits for a reaper that may never come here). */
 function isRunning(pid: number): boolean {

@@ -117,7 +117,7 @@ export const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const STOP_GRACE_MS = 10_000;
 
 /** A process's state and parent, from /proc (Linux); undefined when it is gone or there is no /proc. */
-function procStat(pid: number): { readonly state: string; readonly ppid: number } | undefined {
+export function procStat(pid: number): { readonly state: string; readonly ppid: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
