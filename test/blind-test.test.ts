@@ -108,6 +108,16 @@ describe("blind session", () => {
     await expect(BlindSession.open(run, { features, kinds: ["dense", "sparse", "sparse-recommended"], seed: 5, rowsOf, renderGrid: leakyGrid })).rejects.toThrow(/holds a session of dense, sparse, not dense, sparse, sparse-recommended/);
   });
 
+  it("a creation stopped while making its grids leaves none of them in the session made next", async () => {
+    const stopped = join(scratch, "run-stopped");
+    let made = 0;
+    const failingGrid = (rows: readonly number[]): Promise<Buffer> => (++made > 3 ? Promise.reject(new Error("stopped")) : leakyGrid(rows));
+    await expect(BlindSession.open(stopped, { features, seed: 5, rowsOf, renderGrid: failingGrid })).rejects.toThrow(/stopped/);
+    expect(readdirSync(blindTestPaths(stopped).images)).toHaveLength(3);
+    const session = await BlindSession.open(stopped, { features, seed: 5, rowsOf, renderGrid: leakyGrid });
+    expect(readdirSync(blindTestPaths(stopped).images).sort()).toEqual(session.file.order.map((id) => `${id}.png`).sort());
+  });
+
   it("rates three kinds in one blinded session; the kinds are in the key, never in the served files", async () => {
     const three = join(scratch, "run-three");
     const kinds: FeatureKind[] = ["dense", "sparse", "sparse-recommended"];

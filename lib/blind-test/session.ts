@@ -22,7 +22,7 @@
 
 import { randomBytes } from "node:crypto";
 
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import sharp from "sharp";
 import { attributeBaseRates, autoRate } from "./auto-rater";
@@ -167,6 +167,9 @@ export class BlindSession {
     }
     const items: BlindItem[] = spec.features.flatMap((feature) => kinds.map((kind) => ({ id: newId(), kind, feature })));
     const shuffled = seededShuffle(items, spec.seed);
+    // No session.json, so any grids here are of a creation that was stopped before it finished (session.json is
+    // written last): their ids belong to no session, and they go before the new ones are made.
+    rmSync(paths.images, { recursive: true, force: true });
     mkdirSync(paths.images, { recursive: true });
     const gridRows: Record<string, number[]> = {};
     for (const item of shuffled) {
