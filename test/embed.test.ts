@@ -108,6 +108,15 @@ describe("embedDataset", () => {
     expect(existsSync(runFiles(run).faceVectorsParts)).toBe(false);
   });
 
+  it("a kill while the parts were being removed leaves nothing behind on the next start", async () => {
+    // The parts are renamed to a temporary before they are deleted, so a cut-short removal leaves only that.
+    const left = `${runFiles(run).faceVectorsParts}.tmp-${spawnSync("true").pid}-0badc0de`;
+    mkdirSync(left, { recursive: true });
+    writeFileSync(join(left, "part-000001.npy"), "the parts not yet deleted");
+    expect((await embedDataset(config, { progress: "silent" })).alreadyDone).toBe(true);
+    expect(existsSync(left)).toBe(false);
+  });
+
   it("removes the temporaries of a killed embedding on the next start", async () => {
     const dead = spawnSync("true").pid;
     const left = `${runFiles(run).faceVectors}.tmp-${dead}-0badc0de`;

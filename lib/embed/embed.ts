@@ -12,7 +12,7 @@
 // the SHA-256 face_vectors.json records (`sha256`, on which later stages key); otherwise the earlier vectors are set
 // aside (face_vectors.before-<stamp>.npy …) and the images embedded afresh, and the result's note says why.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 import { tf, tidyValues } from "../kernels/backend";
@@ -45,7 +45,7 @@ import { asideName, asideStamp, runFiles } from "../run/files";
 
 import { artifactId } from "../util/artifact-id";
 
-import { removeDeadTemporaries } from "../util/temporaries";
+import { removeDeadTemporaries, removeWhole } from "../util/temporaries";
 
 import { ProgressBar, type ProgressMode } from "../display/progress";
 
@@ -236,15 +236,15 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const filesPath = runFiles(config.run).faceVectorsFiles;
   const record = runFiles(config.run).faceVectorsRecord;
   const { faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel } = runFiles(config.run);
-  for (const written of [faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel]) removeDeadTemporaries(dirname(written), `${basename(written)}.tmp-`);
+  const parts = runFiles(config.run).faceVectorsParts;
+  for (const written of [faceVectors, faceVectorsFiles, faceVectorsRecord, onnxModel, parts]) removeDeadTemporaries(dirname(written), `${basename(written)}.tmp-`);
   const done = readJson(record) as EmbedRecord | null;
   const finished = done !== null && existsSync(path) && existsSync(filesPath);
   const intact = finished && typeof done.sha256 === "string" && done.sha256 === (await artifactId(path));
-  const parts = runFiles(config.run).faceVectorsParts;
   const stored = readJson(join(parts, "key.json")) as { key: EmbedKey; partRows: number } | null;
   if (finished && intact && sameKey(done.key, key)) {
     // The parts of this very embedding, when a kill came between writing its record and removing them.
-    if (stored !== null && sameKey(stored.key, key)) rmSync(parts, { recursive: true, force: true });
+    if (stored !== null && sameKey(stored.key, key)) removeWhole(parts);
     const onnx = typeof done.onnx === "string" && existsSync(done.onnx) ? done.onnx : null;
     return {
       path, filesPath, rows: done.rows, dim: done.dim, resumedRows: done.rows, seconds: 0, imagesPerSecond: 0, alreadyDone: true, skippedImages: done.skipped,
@@ -261,7 +261,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
       const why = !finished ? "it has no record of what made it" : !intact ? "it changed since it was written (its SHA-256 is not the one in face_vectors.json)" : keyChanges(done.key, key);
       notes.push(`The face vectors made before were not reused (${why}): they were set aside as ${displayPath(setVectorsAside(config.run))}.`);
     }
-    rmSync(parts, { recursive: true, force: true });
+    removeWhole(parts);
     mkdirSync(parts, { recursive: true });
     writeFileAtomicSync(join(parts, "key.json"), JSON.stringify({ key, partRows }));
   }
@@ -357,7 +357,7 @@ export async function embedDataset(config: RunConfig, options: EmbedOptions = {}
   const sha256 = await artifactId(path);
   const made: EmbedRecord = { key, rows, dim, skipped, engine: embedder.description, onnx: onnxPath, sha256 };
   writeFileAtomicSync(record, JSON.stringify(made, null, 1) + "\n");
-  rmSync(parts, { recursive: true, force: true });
+  removeWhole(parts);
   return {
     path, filesPath, rows, dim, resumedRows, seconds, imagesPerSecond: seconds > 0 ? embedded / seconds : 0, alreadyDone: false, skippedImages: skipped,
     engine: embedder.description, onnxPath, sha256, note: notes.join("\n"),

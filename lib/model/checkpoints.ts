@@ -12,7 +12,7 @@ import { requireFreeSpace } from "../util/disk";
 import { asideName, asideStamp, type RunFiles } from "../run/files";
 import { artifactId } from "../util/artifact-id";
 import { displayPath } from "../util/project";
-import { removeDeadTemporaries } from "../util/temporaries";
+import { removeDeadTemporaries, removeWhole } from "../util/temporaries";
 import type { HeldOutPoint } from "./held-out";
 import type { LossValues } from "./loss";
 import { saveResNet18, type ResNet18 } from "./resnet18";
@@ -79,9 +79,9 @@ export async function saveCheckpoint(folder: string, model: ResNet18, adam: Adam
   } finally {
     tf.dispose([...dict.values()]);
   }
-  rmSync(final, { recursive: true, force: true });
+  removeWhole(final);
   renameSync(temp, final);
-  for (const old of listCheckpoints(folder).slice(0, -keep)) rmSync(old.path, { recursive: true, force: true });
+  for (const old of listCheckpoints(folder).slice(0, -keep)) removeWhole(old.path);
   return final;
 }
 

@@ -3,7 +3,8 @@
 // (a fine-tuning checkpoint is 55 MB, an image cache gigabytes). The next start removes those whose process is no
 // longer alive; a temporary of a live process (another notebook writing now) is left alone.
 
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const TEMPORARY = /\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
@@ -34,4 +35,17 @@ export function removeDeadTemporaries(folder: string, prefix = ""): string[] {
     removed.push(name);
   }
   return removed;
+}
+
+/**
+ * Removes a folder (or file) so that a kill in the middle leaves it whole or gone, never half deleted: it is renamed
+ * to a temporary of this process first (a name of its own, not one this process is writing; one rename, atomic),
+ * which is then deleted; a kill during the deletion leaves only that temporary, which the next start's
+ * removeDeadTemporaries clears.
+ */
+export function removeWhole(path: string): void {
+  if (!existsSync(path)) return;
+  const doomed = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  renameSync(path, doomed);
+  rmSync(doomed, { recursive: true, force: true });
 }
