@@ -5,15 +5,16 @@
 // A checkpoint is resumed only when it was made from the same vectors with the same recipe; otherwise the caller
 // is told what changed and sets it aside (lib/sae/provenance).
 
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, renameSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Adam } from "../model/adam";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../formats/safetensors";
 import { loadSaeModel, saveSae, tensorsOf, type SaeModel, type SaeParameterName } from "./sae";
 import { adamMoments, restoreAdam } from "./step";
 import type { EvalMetrics } from "./metrics";
 import { saeChanges } from "./provenance";
+import { processAlive, removeDeadTemporaries, removeWhole } from "../util/temporaries";
 
 const CHECKPOINT_PROGRESS = "progress.json";
 const CHECKPOINT_ADAM = "adam.safetensors";
@@ -51,7 +52,14 @@ export async function snapshotWeights(model: SaeModel): Promise<WeightSnapshot> 
   return tensorsOf(model.named());
 }
 
-/** Writes the checkpoint into a fresh folder, then swaps it in for the old one (never a half-written checkpoint). */
+/** The name the checkpoint it replaces has during a swap (writeCheckpoint), by the writer's process id. */
+const REPLACED = /^(.*)\.old-(\d+)$/;
+
+/**
+ * Writes the checkpoint into a fresh folder, then swaps it in for the old one (never a half-written checkpoint):
+ * the old one is renamed aside, the new one into place, the old one removed. A kill between the two renames leaves
+ * no `dir` but the old one whole beside it, which the next start puts back (recoverCheckpoint).
+ */
 export async function writeCheckpoint(dir: string, model: SaeModel, adam: Adam, rowsSinceFired: Float64Array, state: CheckpointState): Promise<void> {
   const tmp = `${dir}.tmp-${process.pid}`;
   const old = `${dir}.old-${process.pid}`;
@@ -71,7 +79,24 @@ export async function writeCheckpoint(dir: string, model: SaeModel, adam: Adam, 
   await writeFile(join(tmp, CHECKPOINT_PROGRESS), JSON.stringify(progress));
   if (existsSync(dir)) await rename(dir, old);
   await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  removeWhole(old);
+}
+
+/**
+ * What a writer killed mid-write left beside `dir`: its unfinished new checkpoint (`.tmp-<pid>`) is removed; the
+ * checkpoint it was replacing (`.old-<pid>`) is put back when `dir` is missing (the kill came between the swap's
+ * two renames) and removed otherwise. Leaves a live writer's files alone.
+ */
+export function recoverCheckpoint(dir: string): void {
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return;
+  removeDeadTemporaries(parent, `${basename(dir)}.`);
+  for (const name of readdirSync(parent)) {
+    const match = REPLACED.exec(name);
+    if (match === null || match[1] !== basename(dir) || processAlive(Number(match[2]))) continue;
+    if (existsSync(dir)) removeWhole(join(parent, name));
+    else renameSync(join(parent, name), dir);
+  }
 }
 
 /** What `resumeCheckpoint` found. */
@@ -86,6 +111,7 @@ export type ResumeResult =
  * meta must already carry `trainedOn` when the caller knows it). Reports a different one without touching it.
  */
 export async function resumeCheckpoint(dir: string, model: SaeModel, adam: Adam, rowsSinceFired: Float64Array): Promise<ResumeResult> {
+  recoverCheckpoint(dir);
   const progressPath = join(dir, CHECKPOINT_PROGRESS);
   if (!existsSync(progressPath)) return existsSync(dir) ? { kind: "different", changes: [`${dir} holds no finished checkpoint (no ${CHECKPOINT_PROGRESS})`] } : { kind: "none" };
   let progress: CheckpointProgress;
