@@ -9,7 +9,7 @@ import { trainingPlan } from "../lib/model/finetune";
 import { measureEvery } from "../lib/model/held-out";
 import { createResNet18 } from "../lib/model/resnet18";
 import {
-  EstimateDisplay, POST_RUN, RunClock, checkpointsOf, describePostSizeEstimate, describeRunEstimate, measurementsOf, postSizeEstimate, runsAtPostSize,
+  EstimateDisplay, POST_RUN, RunClock, batchNormRecomputations, checkpointsOf, describePostSizeEstimate, describeRunEstimate, measurementsOf, postSizeEstimate, runsAtPostSize,
   stepsOf, stepsScaleToPostSize, timeGradientPass, timingWindow, type RunSchedule,
 } from "../lib/model/estimate";
 
@@ -96,11 +96,16 @@ describe("the estimate from the first steps", () => {
     const e = clock.stepDone(353)!;
     expect(e.steps).toEqual({ count: 1234, secondsEach: 45 });
     expect(e.measurements.secondsEach).toBeNull(); // none since the resume
-    const text = describeRunEstimate(e, { untimed: ["BatchNorm's statistics recomputed over 1024 faces once at the end"] });
+    expect(batchNormRecomputations(e)).toBe(9); // before the 8 measurements, and at the end
+    const text = describeRunEstimate(e, { batchNormFaces: 1024 });
     expect(text).toBe(
       "Estimated time of this run: 1,234 steps (resumed at step 349 of 1,583) × 45 s/step ≈ 15 h on this machine (timed on steps 351–353, waiting for images included).\n" +
-        "Not timed: 8 held-out measurements; 51 checkpoint writes; BatchNorm's statistics recomputed over 1024 faces once at the end.",
+        "Not timed: 8 held-out measurements; 51 checkpoint writes; BatchNorm's statistics recomputed 9 times over 1,024 faces (before each held-out measurement after step 0, and at the end).",
     );
+    // a fresh run measured at 0, 10 and 20 recomputes them before 10 and 20, and at the end; without a measure, at the end
+    const fresh = new RunClock({ firstStep: 0, totalSteps: 20, measureEvery: 10, checkpointEvery: 25 }).untimed();
+    expect(batchNormRecomputations(fresh)).toBe(3);
+    expect(batchNormRecomputations(new RunClock({ firstStep: 0, totalSteps: 20, measureEvery: null, checkpointEvery: 25 }).untimed())).toBe(1);
   });
 
   it("a run too short to time after its warm-up step, and a finished one, say so", () => {
@@ -118,7 +123,7 @@ describe("the post's size", () => {
   });
 
   it("scales the time per image of a pass at 224 px, or of a run's own steps, to 202,599 faces", () => {
-    const pass = postSizeEstimate({ kind: "pass", pass: { images: 4, imageSize: 224, chunkSize: 2, seconds: 2 } });
+    const pass = postSizeEstimate({ kind: "pass", pass: { images: 4, imageSize: 224, chunkSize: 2, seconds: 2, warmupSeconds: 1.5 } });
     expect(pass.secondsPerFace).toBe(0.5);
     expect(pass.seconds).toBe(0.5 * 202_599);
     expect(pass.steps).toBe(1583);
@@ -133,7 +138,7 @@ describe("the post's size", () => {
       "At the post's size (202,599 faces at 224 px, 1 epoch, batches of 128 in chunks of 32: 1,583 steps): ≈ 28 h here — this run's 0.5 s an image " +
         "(steps 2–4: 1.1 min a batch of 128 in chunks of 32) × 202,599; held-out measurements and checkpoint writes not included.",
     );
-    expect(postSizeEstimate({ kind: "pass", pass: { images: 4, imageSize: 224, chunkSize: 2, seconds: 8 } }, { ...POST_RUN, epochs: 2 }).seconds).toBe(4 * 202_599);
+    expect(postSizeEstimate({ kind: "pass", pass: { images: 4, imageSize: 224, chunkSize: 2, seconds: 8, warmupSeconds: 5 } }, { ...POST_RUN, epochs: 2 }).seconds).toBe(4 * 202_599);
   });
 
   it("is measured only for runs not at that size, and taken from the run's steps when they do the same work per face", () => {
@@ -155,7 +160,7 @@ describe("EstimateDisplay", () => {
     const display = new EstimateDisplay("auto", { engine: "TF.js wasm" });
     expect(display.mode).toBe("display");
     display.start("At the post's size: timing a gradient pass at 224 px…");
-    display.showPostSize(postSizeEstimate({ kind: "pass", pass: { images: 4, imageSize: 224, chunkSize: 2, seconds: 2 } }));
+    display.showPostSize(postSizeEstimate({ kind: "pass", pass: { images: 4, imageSize: 224, chunkSize: 2, seconds: 2, warmupSeconds: 1.5 } }));
     const clock = new RunClock({ firstStep: 0, totalSteps: 3, measureEvery: null, checkpointEvery: 25 });
     clock.stepDone(1);
     display.showRun(clock.stepDone(2)!);

@@ -183,8 +183,15 @@ const windowWords = (w: TimingWindow): string => (w.from === w.to ? `step ${w.fr
 export interface EstimateWords {
   /** e.g. "onnxruntime-node 1.30.0 (CPU, 2 threads)". */
   readonly engine?: string;
-  /** e.g. "BatchNorm's statistics recomputed over 256 faces before each measurement after step 0 and at the end". */
-  readonly untimed?: readonly string[];
+  /** Faces whose statistics become BatchNorm's after training and before each held-out measurement after step 0
+   *  (the recommended preset's finetune.batchNormImages; 0 or absent: none). Not timed before it first happens. */
+  readonly batchNormFaces?: number;
+}
+
+/** How often a call recomputes BatchNorm's statistics: before each of its held-out measurements after step 0, and
+ *  once at the end. */
+export function batchNormRecomputations(e: Pick<RunEstimate, "measurements" | "resumedFrom">): number {
+  return e.measurements.count - (e.resumedFrom === null && e.measurements.count > 0 ? 1 : 0) + 1;
 }
 
 /**
@@ -215,7 +222,14 @@ export function describeRunEstimate(e: RunEstimate, words: EstimateWords = {}): 
   };
   part(e.measurements, "held-out measurement", "held-out measurements");
   part(e.checkpoints, "checkpoint write", "checkpoint writes");
-  notTimed.push(...(words.untimed ?? []));
+  const faces = words.batchNormFaces ?? 0;
+  if (faces > 0) {
+    const n = batchNormRecomputations(e);
+    notTimed.push(
+      `BatchNorm's statistics recomputed ${n === 1 ? "once" : `${count(n)} times`} over ${count(faces)} faces (` +
+        `${e.measurements.count > 0 ? "before each held-out measurement after step 0, and " : ""}at the end)`,
+    );
+  }
   const how = [
     ...(words.engine === undefined ? [] : [words.engine]),
     `timed on ${windowWords(e.window)}, waiting for images included`,
@@ -253,6 +267,8 @@ export interface PassTiming {
   readonly imageSize: number;
   readonly chunkSize: number;
   readonly seconds: number;
+  /** The warm-up pass's time (what measuring cost on top of `seconds`). */
+  readonly warmupSeconds: number;
 }
 
 /** What the post-size estimate is scaled from: a pass measured at its size, or the run's own steps (a run at the
@@ -343,8 +359,8 @@ export async function timeGradientPass(
   };
   const saved = model.stateDict();
   try {
-    await pass(Math.max(2, Math.floor(images / 2)), Math.max(1, Math.floor(chunkSize / 2)));
-    return { images, imageSize: options.imageSize, chunkSize, seconds: await pass(images, chunkSize) };
+    const warmupSeconds = await pass(Math.max(2, Math.floor(images / 2)), Math.max(1, Math.floor(chunkSize / 2)));
+    return { images, imageSize: options.imageSize, chunkSize, seconds: await pass(images, chunkSize), warmupSeconds };
   } finally {
     model.loadStateDict(saved);
     tf.dispose([...saved.values()]);

@@ -335,15 +335,11 @@ const RESNET18_WIDTH = 64;
  */
 async function startEstimate(
   config: RunConfig,
-  run: { readonly model: ResNet18; readonly faces: number; readonly engine: string; readonly batchNormFaces: number; readonly heldOut: boolean },
+  run: { readonly model: ResNet18; readonly faces: number; readonly engine: string; readonly batchNormFaces: number },
   progress: ProgressMode | undefined,
 ): Promise<EstimateDisplay> {
   const f = config.finetune;
-  const untimed =
-    run.batchNormFaces === 0
-      ? []
-      : [`BatchNorm's statistics recomputed over ${run.batchNormFaces} faces ${run.heldOut ? "before each held-out measurement after step 0 and " : ""}once at the end`];
-  const display = new EstimateDisplay(progress, { engine: run.engine, untimed });
+  const display = new EstimateDisplay(progress, { engine: run.engine, batchNormFaces: run.batchNormFaces });
   const wanted = display.mode !== "silent" && run.model.width === RESNET18_WIDTH && !runsAtPostSize({ imageSize: config.imageSize, faces: run.faces, maxSteps: f.maxSteps });
   if (!wanted) {
     display.start(null);
@@ -490,7 +486,7 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     }
   };
   try {
-    const estimate = await startEstimate(config, { model, faces: dataset.count, engine: engine.description, batchNormFaces: plan.batchNormFaces.length, heldOut: heldOutSet !== null }, options.progress);
+    const estimate = await startEstimate(config, { model, faces: dataset.count, engine: engine.description, batchNormFaces: plan.batchNormFaces.length }, options.progress);
     const train: TrainOptions = {
       model,
       count: dataset.count,
