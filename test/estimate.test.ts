@@ -9,7 +9,7 @@ import { trainingPlan } from "../lib/model/finetune";
 import { measureEvery } from "../lib/model/held-out";
 import { createResNet18 } from "../lib/model/resnet18";
 import {
-  EstimateDisplay, POST_RUN, RunClock, batchNormRecomputations, checkpointsOf, describePostSizeEstimate, describeRunEstimate, measurementsOf, postSizeEstimate, runsAtPostSize,
+  EstimateDisplay, POST_RUN, RunClock, batchNormRecomputations, checkpointsOf, describeEstimateCheck, describePostSizeEstimate, describeRunEstimate, estimateLinesIn, measurementsOf, postSizeEstimate, runsAtPostSize,
   stepsOf, stepsScaleToPostSize, timeGradientPass, timingWindow, type RunSchedule,
 } from "../lib/model/estimate";
 
@@ -106,6 +106,21 @@ describe("the estimate from the first steps", () => {
     const fresh = new RunClock({ firstStep: 0, totalSteps: 20, measureEvery: 10, checkpointEvery: 25 }).untimed();
     expect(batchNormRecomputations(fresh)).toBe(3);
     expect(batchNormRecomputations(new RunClock({ firstStep: 0, totalSteps: 20, measureEvery: null, checkpointEvery: 25 }).untimed())).toBe(1);
+  });
+
+  it("is put beside the time the run took, and its lines can be read back from a notebook's text", () => {
+    const t = { now: 0 };
+    const clock = new RunClock({ firstStep: 0, totalSteps: 20, measureEvery: null, checkpointEvery: 25 }, () => t.now);
+    clock.stepDone(1);
+    t.now = 3000;
+    clock.stepDone(2);
+    clock.stepDone(3);
+    const estimate = clock.stepDone(4)!;
+    const check = describeEstimateCheck({ estimate, seconds: 23.4, stepsThisRun: 20 });
+    expect(check).toBe("The estimate made from steps 2–4 said ≈ 20 s; training took 23 s (steps, held-out measurements and checkpoint writes).");
+    expect(describeEstimateCheck({ estimate: clock.untimed(), seconds: 1, stepsThisRun: 20 })).toBe("");
+    const printed = ["Preset post: …", describeRunEstimate(estimate, { batchNormFaces: 256 }), "Training...: 100%", "Trained 20 steps from the start.", check].join("\n");
+    expect(estimateLinesIn(printed)).toEqual([...describeRunEstimate(estimate, { batchNormFaces: 256 }).split("\n"), check]);
   });
 
   it("a run too short to time after its warm-up step, and a finished one, say so", () => {

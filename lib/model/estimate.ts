@@ -239,6 +239,19 @@ export function describeRunEstimate(e: RunEstimate, words: EstimateWords = {}): 
   return notTimed.length === 0 ? line : `${line}\nNot timed: ${notTimed.join("; ")}.`;
 }
 
+/** The estimate against the time the call took (what a reader can check it by), or "" when there was none. */
+export function describeEstimateCheck(result: { readonly estimate: RunEstimate; readonly seconds: number; readonly stepsThisRun: number }): string {
+  const e = result.estimate;
+  if (e.seconds === null || e.window === null || result.stepsThisRun === 0) return "";
+  return `The estimate made from ${windowWords(e.window)} said ≈ ${formatDuration(e.seconds)}; training took ${formatDuration(result.seconds)} (steps, held-out measurements and checkpoint writes).`;
+}
+
+/** The estimate's lines in a notebook's printed text: the run's, what it did not time, the post's size, and the check
+ *  against the time taken (bench/full-size reports them from the executed notebook 02). */
+export function estimateLinesIn(text: string): string[] {
+  return text.split("\n").filter((line) => /^(Estimated time of this run: |Not timed: |At the post's size[ :]|The estimate made from )/.test(line));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The post's run, from a pass at its size
 

@@ -28,7 +28,7 @@ import { displayPath } from "../util/project";
 import { runFiles } from "../run/files";
 import { saveFindings } from "../run/findings";
 import { artifactId } from "../util/artifact-id";
-import { formatDuration, ProgressBar, type ProgressMode } from "../display/progress";
+import { ProgressBar, type ProgressMode } from "../display/progress";
 import type { Row } from "../display/html-table";
 import { chanceRecall } from "../util/retrieval";
 import type { ResNet18 } from "./resnet18";
@@ -40,7 +40,7 @@ import type { LossValues } from "./loss";
 import { NonFiniteLossError, trainStep, type StepOptions } from "./step";
 import { augmentViews } from "./inputs";
 import {
-  EstimateDisplay, POST_RUN, RunClock, postSizeEstimate, runsAtPostSize, stepsScaleToPostSize, timeGradientPass, type PostSizeEstimate, type RunEstimate,
+  EstimateDisplay, POST_RUN, RunClock, describeEstimateCheck, postSizeEstimate, runsAtPostSize, stepsScaleToPostSize, timeGradientPass, type PostSizeEstimate, type RunEstimate,
 } from "./estimate";
 import { updateBatchNormOn } from "./batch-norm";
 import { heldOutSample, personBatchEpoch, personBatchSteps, splitPeople, type PeopleSplit } from "../data/people";
@@ -565,14 +565,6 @@ export function describeTrainPlan(config: RunConfig, dataset: Pick<ImageDataset,
     ...(f.preset === "recommended" ? ["Not the post's recipe: the post's loss, data and batches are finetune.preset=post."] : []),
     ...plan.notes,
   ].join("\n");
-}
-
-/** The estimate made from the first steps against the time the run took (what a reader can check it by), or "". */
-export function describeEstimateCheck(result: Pick<TrainResult, "estimate" | "seconds" | "stepsThisRun">): string {
-  const e = result.estimate;
-  if (e.seconds === null || e.window === null || result.stepsThisRun === 0) return "";
-  const steps = e.window.from === e.window.to ? `step ${e.window.from}` : `steps ${e.window.from}–${e.window.to}`;
-  return `The estimate made from ${steps} said ≈ ${formatDuration(e.seconds)}; training took ${formatDuration(result.seconds)} (steps, held-out measurements and checkpoint writes).`;
 }
 
 /** One paragraph about a finished fine-tuning. */
