@@ -35,7 +35,7 @@ import type { ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
 import { imageCachePath } from "../data/datasets";
 import { initialModel, type InitialWeights } from "./initial-weights";
-import { loadCheckpoint, resumableCheckpoint, saveCheckpoint, saveFinetunedModel, type TrainingState } from "./checkpoints";
+import { listCheckpoints, loadCheckpoint, readCheckpointState, resumableCheckpoint, saveCheckpoint, saveFinetunedModel, type TrainingState } from "./checkpoints";
 import type { LossValues } from "./loss";
 import { NonFiniteLossError, trainStep, type StepOptions } from "./step";
 import { augmentViews } from "./inputs";
@@ -325,22 +325,35 @@ export interface FinetuneResult extends TrainResult {
   readonly postSize: PostSizeEstimate | null;
 }
 
+/** Whether the newest checkpoint in `folder` was made with this fingerprint and reached `total` steps (read only:
+ *  trainModel's resumableCheckpoint decides, and sets aside what does not match). */
+function finishedCheckpoint(folder: string, fingerprint: string, total: number): boolean {
+  const latest = listCheckpoints(folder).pop();
+  if (latest === undefined || latest.step < total) return false;
+  try {
+    return readCheckpointState(latest.path).fingerprint === fingerprint;
+  } catch {
+    return false; // unreadable: trainModel says why
+  }
+}
+
 /** torchvision's ResNet18 width: the post-size estimate is made only for it (tests train narrower networks). */
 const RESNET18_WIDTH = 64;
 
 /**
  * Shows the estimate's lines before training (lib/model/estimate) and makes the post-size one: from a gradient pass
  * timed at the post's image size (a few seconds, on a trainer of its own whose sessions are released after), or later
- * from the run's own steps when they are at that size. Nothing is timed for a silent run.
+ * from the run's own steps when they are at that size. Nothing is timed for a silent run or a finished one.
  */
 async function startEstimate(
   config: RunConfig,
-  run: { readonly model: ResNet18; readonly faces: number; readonly engine: string; readonly batchNormFaces: number },
+  run: { readonly model: ResNet18; readonly faces: number; readonly engine: string; readonly batchNormFaces: number; readonly finished: boolean },
   progress: ProgressMode | undefined,
 ): Promise<EstimateDisplay> {
   const f = config.finetune;
   const display = new EstimateDisplay(progress, { engine: run.engine, batchNormFaces: run.batchNormFaces });
-  const wanted = display.mode !== "silent" && run.model.width === RESNET18_WIDTH && !runsAtPostSize({ imageSize: config.imageSize, faces: run.faces, maxSteps: f.maxSteps });
+  const wanted =
+    display.mode !== "silent" && !run.finished && run.model.width === RESNET18_WIDTH && !runsAtPostSize({ imageSize: config.imageSize, faces: run.faces, maxSteps: f.maxSteps });
   if (!wanted) {
     display.start(null);
   } else if (stepsScaleToPostSize({ imageSize: config.imageSize, batchSize: f.batchSize, chunkSize: f.chunkSize })) {
@@ -486,8 +499,7 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     }
   };
   try {
-    const estimate = await startEstimate(config, { model, faces: dataset.count, engine: engine.description, batchNormFaces: plan.batchNormFaces.length }, options.progress);
-    const train: TrainOptions = {
+    const untrained: Omit<TrainOptions, "estimate"> = {
       model,
       count: dataset.count,
       batches: (order, batchSize) => loader.batches({ order, batchSize }),
@@ -505,8 +517,10 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
       progress: options.progress,
       showCurve: options.showCurve,
       native: engine.native ?? undefined,
-      estimate,
     };
+    const finished = finishedCheckpoint(files.checkpoints, fingerprintOf(untrained), plan.steps);
+    const estimate = await startEstimate(config, { model, faces: dataset.count, engine: engine.description, batchNormFaces: plan.batchNormFaces.length, finished }, options.progress);
+    const train: TrainOptions = { ...untrained, estimate };
     const result = await trainModel(train);
     // The model saved is the one measured: BatchNorm's statistics recomputed with the final weights (recommended).
     if ((result.stepsThisRun > 0 || !existsSync(files.model)) && result.steps > 0) await recalibrate(model);
