@@ -33,15 +33,15 @@ export const WARMUP_STEPS = 1;
 /** Steps timed after them, at most. */
 export const TIMED_STEPS = 3;
 
-/** The steps timed: from `from` to `to` (step numbers as the step counter reads after each), or null when fewer than
- *  WARMUP_STEPS + 2 steps are left (nothing would be left to estimate once they are timed). */
+/** The steps timed: from `from` to `to`, numbered as the step counter reads after each. */
 export interface TimingWindow {
   readonly from: number;
   readonly to: number;
 }
 
 /** The steps of a call from `firstStep` (0, or the step it resumed at) to `total` whose time makes the estimate:
- *  after the warm-up, up to TIMED_STEPS, leaving at least one step after them. */
+ *  after the warm-up, up to TIMED_STEPS, leaving at least one step after them; null when fewer than WARMUP_STEPS + 2
+ *  steps are left (nothing would be left to estimate once they were timed). */
 export function timingWindow(firstStep: number, total: number): TimingWindow | null {
   const from = firstStep + WARMUP_STEPS + 1;
   const to = Math.min(firstStep + WARMUP_STEPS + TIMED_STEPS, total - 1);
