@@ -4,8 +4,11 @@
 // does the work), and the bytes they wrote to disk (/proc/<pid>/io). Every stage must stay within 8 GiB.
 
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { projectRoot } from "../lib/util/project";
+import { runDir } from "../lib/run/files";
+import { estimateLinesIn } from "../lib/model/estimate";
 
 /** CelebA's images and people. */
 export const FULL_SIZE_FACES = 202_599;
@@ -89,24 +92,37 @@ async function measureStage(notebook: string, run: string, settings: readonly st
   };
 }
 
+/** The lines of notebook 02's time estimate (lib/model/estimate) in the run's executed copy; [] when it did not run. */
+export function finetuneEstimate(run: string): string[] {
+  const path = join(runDir(run), "notebooks", "02-finetune.ipynb");
+  if (!existsSync(path)) return [];
+  type Output = { readonly text?: string | string[]; readonly data?: Readonly<Record<string, unknown>> };
+  const notebook = JSON.parse(readFileSync(path, "utf8")) as { readonly cells: readonly { readonly outputs?: readonly Output[] }[] };
+  const text = (t: unknown): string => (Array.isArray(t) ? t.join("") : typeof t === "string" ? t : "");
+  return estimateLinesIn(notebook.cells.flatMap((c) => c.outputs ?? []).map((o) => text(o.text ?? o.data?.["text/plain"])).join("\n"));
+}
+
 /** Every notebook of the series in order (stopping at a failure), and the report section. */
 export async function runFullSize(notebooks: readonly string[], run = FULL_SIZE_RUN, settings: readonly string[] = FULL_SIZE_SETTINGS): Promise<{ stages: StageMeasurement[]; section: string }> {
   const stages: StageMeasurement[] = [];
+  let estimate: string[] = [];
   for (const notebook of notebooks) {
     console.log(`full-size: ${notebook} …`);
     const m = await measureStage(notebook, run, settings);
     stages.push(m);
     console.log(`  ${m.ok ? "done" : "FAILED"} in ${(m.seconds / 60).toFixed(1)} min, peak RSS ${m.peakRssMib.toFixed(0)} MiB, ${m.writtenMib.toFixed(0)} MiB written`);
+    if (notebook.startsWith("02")) estimate = finetuneEstimate(run);
     if (!m.ok) break;
   }
-  return { stages, section: fullSizeSection(stages, settings) };
+  return { stages, section: fullSizeSection(stages, settings, estimate) };
 }
 
 export const FULL_SIZE_BEGIN = "<!-- full-size: begin -->";
 export const FULL_SIZE_END = "<!-- full-size: end -->";
 
-/** The report's section: one row per notebook, with the settings and the 8 GiB limit. */
-export function fullSizeSection(stages: readonly StageMeasurement[], settings: readonly string[] = FULL_SIZE_SETTINGS): string {
+/** The report's section: one row per notebook, with the settings and the 8 GiB limit, and notebook 02's estimate of
+ *  its own time and of the post's fine-tuning on this machine. */
+export function fullSizeSection(stages: readonly StageMeasurement[], settings: readonly string[] = FULL_SIZE_SETTINGS, estimate: readonly string[] = []): string {
   const rows = stages.map((s) =>
     `| ${s.notebook} | ${s.ok ? "finished" : "**failed**"} | ${(s.seconds / 60).toFixed(1)} min | ${s.peakRssMib.toFixed(0)} MiB | ${s.peakRssMib <= RSS_LIMIT_MIB ? "yes" : "**no**"} | ${s.writtenMib.toFixed(0)} MiB |`,
   );
@@ -119,6 +135,7 @@ export function fullSizeSection(stages: readonly StageMeasurement[], settings: r
     "| notebook | result | wall | peak RSS | within 8 GiB | written |",
     "| --- | --- | --- | --- | --- | --- |",
     ...rows,
+    ...(estimate.length === 0 ? [] : ["", "Notebook 02's estimate of its own time and of the post's fine-tuning on this machine, printed before it trained (lib/model/estimate), and how it compared:", "", ...estimate.map((line) => `- ${line}`)]),
     FULL_SIZE_END,
   ].join("\n");
 }

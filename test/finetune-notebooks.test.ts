@@ -42,11 +42,23 @@ describe("notebooks 02-finetune and 03-embed", () => {
     }
   });
 
-  it("02 trains 3 steps with the post's progress bar, draws the loss curve as a PNG and writes the model and a checkpoint", () => {
+  it("02 estimates its time and the post's above the progress bar, trains 3 steps with the post's bar, draws the loss curve as a PNG and writes the model and a checkpoint", () => {
     const outputs = outputsOf(executed("02-finetune"));
     const text = outputs.map((o) => (o.output_type === "stream" ? joinText(o.text) : plain(o))).join("\n");
     expect(text).toMatch(/starts\s+from torchvision's random initialisation/);
     expect(text).toMatch(/Training\.\.\.: 100%\|█+\| 3\/3 \[.*loss=.*contrastive_loss=.*orientation_loss=/);
+    // the estimate: one output before the bar's, made from step 2 (3 steps: step 1 warms up, step 3 is left)
+    const estimate = outputs.findIndex((o) => plain(o).startsWith("Estimated time of this run: "));
+    const bar = outputs.findIndex((o) => plain(o).startsWith("Training...: "));
+    expect(estimate, "an estimate output").toBeGreaterThanOrEqual(0);
+    expect(estimate).toBeLessThan(bar);
+    expect(plain(outputs[estimate])).toMatch(
+      /^Estimated time of this run: 3 steps × [\d.e-]+ (s|min)\/step \+ 4 held-out measurements × [\d.e-]+ (s|min) ≈ [\d.]+ (s|min) on this machine \((onnxruntime-node \d|TF\.js).*; timed on step 2, waiting for images included; held-out measurements as the ones so far took\)\.\nNot timed: 1 checkpoint write\.\n/,
+    );
+    expect(plain(outputs[estimate])).toMatch(
+      /\nAt the post's size \(202,599 faces at 224 px, 1 epoch, batches of 128 in chunks of 32: 1,583 steps\): ≈ [\d.]+ (min|h|days?) here, scaled from a gradient pass over 4 images of 224 px in chunks of 2 \([\d.]+ (s|min) after a warm-up pass: [\d.]+ s an image × 202,599\)\./,
+    );
+    expect(text).toMatch(/^The estimate made from step 2 said ≈ [\d.]+ (s|min); training took [\d.]+ (s|min) \(steps, held-out measurements and checkpoint writes\)\.$/m);
     const curve = outputs.find((o) => plain(o).startsWith('Figure "Fine-tuning loss"'));
     expect(curve, "a loss-curve output").toBeDefined();
     expect(Buffer.from(joinText(curve?.data?.["image/png"] as string | string[]), "base64").subarray(1, 4).toString()).toBe("PNG");

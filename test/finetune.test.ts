@@ -295,6 +295,10 @@ describe("training loop", () => {
     const a = await trainModel({ ...common, model: straight, batches: fakeSource(8), checkpointDir: join(scratch, "a") });
     expect(a.steps).toBe(6);
     expect(listCheckpoints(join(scratch, "a")).map((c) => c.step)).toEqual([4, 6]);
+    // the estimate: steps 2–4 timed, the checkpoints (2, 4, 6) apart, step 2's timed before it was made
+    expect(a.estimate).toMatchObject({ window: { from: 2, to: 4 }, resumedFrom: null, steps: { count: 6 }, checkpoints: { count: 3 }, measurements: { count: 0 } });
+    expect(a.estimate.steps.secondsEach).toBeGreaterThan(0);
+    expect(a.estimate.checkpoints.secondsEach).toBeGreaterThan(0);
 
     const killed = createStandIn({ seed: 1 });
     const kill = (step: number): void => {
@@ -306,11 +310,13 @@ describe("training loop", () => {
     const b = await trainModel({ ...common, model: resumed, batches: fakeSource(8), checkpointDir: join(scratch, "b") });
     expect(b.resumedFrom).toBe(2);
     expect(b.stepsThisRun).toBe(4);
+    expect(b.estimate).toMatchObject({ window: { from: 4, to: 5 }, resumedFrom: 2, steps: { count: 4 }, checkpoints: { count: 2 } }); // what was left
     expect(b.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss));
     expect(maxAbsDiff(weightsOf(resumed), weightsOf(straight))).toBe(0);
 
     const done = await trainModel({ ...common, model: resumed, batches: fakeSource(8), checkpointDir: join(scratch, "b") });
     expect(done.stepsThisRun).toBe(0); // a finished run is not trained again
+    expect(done.estimate).toMatchObject({ window: null, steps: { count: 0 }, seconds: null });
     const changed = await trainModel({ ...common, settings: { ...settings, learningRate: 1e-3, maxSteps: 1 }, model: resumed, batches: fakeSource(8), checkpointDir: join(scratch, "b") });
     expect(changed.resumedFrom).toBeNull();
     expect(changed.note).toMatch(/other inputs or settings \(learningRate: 0\.01 → 0\.001\): training started afresh, and they were set aside in .*b\.before-/);

@@ -3,6 +3,7 @@ import { setDisplayWriter, type DisplayDataContent } from "../lib/display/notebo
 import {
   ProgressBar,
   formatBar,
+  formatDuration,
   formatInterval,
   formatNumber,
   formatProgressLine,
@@ -33,6 +34,25 @@ describe("tqdm's formatting", () => {
     expect(formatInterval(12.9)).toBe("00:12");
     expect(formatInterval(75)).toBe("01:15");
     expect(formatInterval(3725)).toBe("1:02:05");
+  });
+
+  it("formats durations for people: 2 significant digits in s, min, h, then days from 48 h", () => {
+    expect(formatDuration(0)).toBe("0 s");
+    expect(formatDuration(0.004567)).toBe("0.0046 s");
+    expect(formatDuration(0.91)).toBe("0.91 s");
+    expect(formatDuration(9.14)).toBe("9.1 s");
+    expect(formatDuration(45.3)).toBe("45 s");
+    expect(formatDuration(59.7)).toBe("1 min"); // not "60 s", nor "0.99 min"
+    expect(formatDuration(89)).toBe("1.5 min");
+    expect(formatDuration(1234)).toBe("21 min");
+    expect(formatDuration(3599)).toBe("1 h");
+    expect(formatDuration(12_240)).toBe("3.4 h");
+    expect(formatDuration(36 * 3600)).toBe("36 h");
+    expect(formatDuration(47.9 * 3600)).toBe("2 days");
+    expect(formatDuration(60 * 3600)).toBe("2.5 days");
+    expect(formatDuration(8.64e6)).toBe("100 days");
+    expect(formatDuration(1e9)).toBe("11574 days");
+    for (const bad of [Number.NaN, -1, Infinity]) expect(formatDuration(bad)).toBe("?");
   });
 
   it("draws the unicode bar with a partial block", () => {
@@ -130,6 +150,25 @@ describe("ProgressBar", () => {
     expect(shorter.length).toBe(h.writes[1].length);
     expect(shorter.trimEnd()).toBe("\r 25%|██▌       | 1/4 [00:02<00:03,  1.00it/s]");
     expect(h.writes[3].trimEnd()).toBe("\r 25%|██▌       | 1/4 [00:02<00:06,  2.00s/it]");
+  });
+
+  it("write() prints a line without breaking the bar: in a terminal it clears the bar's line and draws the bar again below", () => {
+    const h = harness(true);
+    const bar = new ProgressBar({ ...h.options, total: 4 });
+    h.advance(1);
+    bar.update(1);
+    const drawn = h.writes[h.writes.length - 1];
+    bar.write("Estimated time of this run: 4 steps × 1 s/step ≈ 4 s");
+    expect(h.writes[h.writes.length - 2]).toBe(`\r${" ".repeat(drawn.length - 1)}\rEstimated time of this run: 4 steps × 1 s/step ≈ 4 s\n`);
+    expect(h.writes[h.writes.length - 1]).toMatch(/^\r 25%\|/);
+    bar.close();
+    const log = harness(false);
+    const logged = new ProgressBar({ ...log.options, total: 4, mode: "log" });
+    logged.write("a line");
+    expect(log.writes[log.writes.length - 1]).toBe("a line\n");
+    const quiet = harness(true);
+    new ProgressBar({ ...quiet.options, total: 4, mode: "silent" }).write("nothing");
+    expect(quiet.writes).toEqual([]);
   });
 
   it("in a terminal of known width: the line fills it", () => {

@@ -46,6 +46,27 @@ export function formatInterval(seconds: number): string {
   return h ? `${h}:${two(m)}:${two(s)}` : `${two(m)}:${two(s)}`;
 }
 
+/** `value` to 2 significant digits (whole numbers from 100), as plain text: 0.91, 9.1, 45, 120. */
+function twoDigits(value: number): number {
+  return value >= 100 ? Math.round(value) : Number(value.toPrecision(2));
+}
+
+/**
+ * A duration for people, in the largest unit that reads well, to 2 significant digits: "0.91 s", "45 s", "19 min",
+ * "3.4 h", "21 h", "2.5 days" (hours up to 48, then days). "?" when unknown (NaN, negative or infinite).
+ */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const units: readonly [number, string][] = [[60, "s"], [60, "min"], [48, "h"], [Infinity, "days"]];
+  let value = seconds;
+  for (const [limit, unit] of units) {
+    const shown = twoDigits(value);
+    if (shown < limit) return `${shown} ${unit === "days" && shown === 1 ? "day" : unit}`;
+    value = Math.max(1, value / (unit === "h" ? 24 : 60)); // 59.7 s is "1 min", not "0.99 min"
+  }
+  return "?"; // unreachable: the last limit is infinite
+}
+
 /** Python's "{:.3g}" formatting. */
 function pythonG3(value: number): string {
   if (value === 0) return "0";
@@ -161,7 +182,8 @@ class Ema {
   }
 }
 
-function resolveMode(mode: ProgressMode, stream: ProgressStream): Exclude<ProgressMode, "auto"> {
+/** Where a bar of this mode goes: "auto" is "display" in a notebook, "tty" in a terminal, "log" otherwise. */
+export function resolveProgressMode(mode: ProgressMode = "auto", stream: ProgressStream = process.stderr): Exclude<ProgressMode, "auto"> {
   if (mode !== "auto") return mode;
   if (richDisplayAvailable()) return "display";
   return stream.isTTY ? "tty" : "log";
@@ -198,7 +220,7 @@ export class ProgressBar {
     this.unit = options.unit ?? "it";
     this.clock = options.clock ?? (() => performance.now());
     this.stream = options.stream ?? process.stderr;
-    this.mode = resolveMode(options.mode ?? "auto", this.stream);
+    this.mode = resolveProgressMode(options.mode ?? "auto", this.stream);
     this.minInterval = options.minInterval ?? (this.mode === "display" ? 0.2 : 0.1);
     this.logInterval = options.logInterval ?? 5;
     this.smoothing = options.smoothing ?? 0.3;
@@ -240,6 +262,29 @@ export class ProgressBar {
     this.closed = true;
     this.draw(this.clock(), true);
     if (this.mode === "tty") this.stream.write("\n");
+  }
+
+  /**
+   * Prints a line of text without breaking the bar, as tqdm.write: in a terminal the bar's line is cleared, the text
+   * written on the bar's stream and the bar drawn again below it; in a log on the bar's stream; in a notebook on
+   * stdout (a stream output after the bar's); nowhere when silent.
+   */
+  write(text: string): void {
+    switch (this.mode) {
+      case "tty":
+        this.stream.write(`\r${" ".repeat(this.lastLength)}\r${text}\n`);
+        this.lastLength = 0;
+        if (!this.closed) this.draw(this.clock(), true);
+        break;
+      case "log":
+        this.stream.write(`${text}\n`);
+        break;
+      case "display":
+        process.stdout.write(`${text}\n`);
+        break;
+      case "silent":
+        break;
+    }
   }
 
   /** The current line, as it would be drawn now. */

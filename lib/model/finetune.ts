@@ -35,10 +35,13 @@ import type { ResNet18 } from "./resnet18";
 import { seededShuffle } from "../util/random";
 import { imageCachePath } from "../data/datasets";
 import { initialModel, type InitialWeights } from "./initial-weights";
-import { loadCheckpoint, resumableCheckpoint, saveCheckpoint, saveFinetunedModel, type TrainingState } from "./checkpoints";
+import { listCheckpoints, loadCheckpoint, readCheckpointState, resumableCheckpoint, saveCheckpoint, saveFinetunedModel, type TrainingState } from "./checkpoints";
 import type { LossValues } from "./loss";
 import { NonFiniteLossError, trainStep, type StepOptions } from "./step";
 import { augmentViews } from "./inputs";
+import {
+  EstimateDisplay, POST_RUN, RunClock, describeEstimateCheck, postSizeEstimate, runsAtPostSize, stepsScaleToPostSize, timeGradientPass, type PostSizeEstimate, type RunEstimate,
+} from "./estimate";
 import { updateBatchNormOn } from "./batch-norm";
 import { heldOutSample, personBatchEpoch, personBatchSteps, splitPeople, type PeopleSplit } from "../data/people";
 import type { ImageDataset } from "../data/image-dataset";
@@ -121,6 +124,9 @@ export interface TrainOptions {
   readonly native?: NativeTrainer;
   /** Called after every step (tests use it to stop a run as a kill would). */
   readonly onStep?: (step: number, values: LossValues) => void;
+  /** Where the estimate of the run's time, made from its first steps (lib/model/estimate), is shown (not shown
+   *  when absent; TrainResult.estimate has it either way). */
+  readonly estimate?: EstimateDisplay;
 }
 
 export interface TrainResult {
@@ -142,6 +148,8 @@ export interface TrainResult {
   readonly lastCheckpoint: string | null;
   /** Why old checkpoints were not resumed (settings changed), or "". */
   readonly note: string;
+  /** This call's time as estimated from its first steps (lib/model/estimate; `seconds` null when too short to time). */
+  readonly estimate: RunEstimate;
 }
 
 /** Steps of a whole run of epochs of `stepsPerEpoch` steps, at most maxSteps. */
@@ -219,6 +227,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     if (heldOutCurve !== null && heldOut.length > 0) await showFigure(heldOutFigure(heldOut), { handle: heldOutCurve });
     lastCurve = performance.now();
   };
+  // The estimate: steps 2–4 of this call timed (lib/model/estimate), measurements and checkpoints apart.
+  const clock = new RunClock({ firstStep: state.step, totalSteps: total, measureEvery: options.heldOut?.every ?? null, checkpointEvery: settings.checkpointEvery });
+  let estimate: RunEstimate | null = clock.window === null ? clock.untimed() : null;
   let measureMs = 0;
   const measure = async (): Promise<void> => {
     if (options.heldOut === undefined || heldOut.some((p) => p.step === state.step)) return;
@@ -226,9 +237,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     const t = performance.now();
     heldOut.push(await options.heldOut.measure(model, state.step));
     state = { ...state, heldOut };
-    measureMs += performance.now() - t;
+    const ms = performance.now() - t;
+    measureMs += ms;
+    clock.aside("measure", ms);
   };
   const bar = new ProgressBar({ total, desc: "Training...", unit: "it", mode: options.progress });
+  if (estimate !== null) options.estimate?.showRun(estimate, (line) => bar.write(line));
   const started = performance.now();
   const firstStep = state.step;
   let dataWaitMs = 0;
@@ -264,15 +278,23 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         await measure();
         if (heldOut.length > measured) await drawCurve();
         if (state.step % settings.checkpointEvery === 0 || state.step === total) {
+          const t = performance.now();
           lastCheckpoint = await saveCheckpoint(options.checkpointDir, model, adam, state);
+          clock.aside("checkpoint", performance.now() - t);
         }
         options.onStep?.(state.step, values);
         if (performance.now() - lastCurve > 5000) await drawCurve();
+        const made = clock.stepDone(state.step);
+        if (made !== null) {
+          estimate = made;
+          options.estimate?.showRun(made, (line) => bar.write(line));
+        }
         if (state.step >= total || state.step % stepsPerEpoch === 0) break;
         asked = performance.now();
       }
     }
   } finally {
+    if (estimate === null) options.estimate?.abandon(state.step);
     bar.close();
     adam.dispose();
   }
@@ -280,6 +302,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   return {
     steps: state.step, totalSteps: total, resumedFrom, history, heldOut, stepsThisRun: state.step - firstStep,
     seconds: (performance.now() - started) / 1000, dataWaitSeconds: dataWaitMs / 1000, measureSeconds: measureMs / 1000, lastCheckpoint, note,
+    estimate: estimate ?? clock.untimed(),
   };
 }
 
@@ -297,6 +320,58 @@ export interface FinetuneResult extends TrainResult {
   readonly heldOutIds: readonly number[];
   /** The held-out curve and verdict (also in runs/<run>/finetune_findings.json), or null without a held-out measure. */
   readonly findings: FinetuneFindings | null;
+  /** The time the post's run (lib/model/estimate POST_RUN) would take here, or null when not estimated (a silent run,
+   *  a network narrower than ResNet18's, a run at the post's size, too few steps). */
+  readonly postSize: PostSizeEstimate | null;
+}
+
+/** Whether the newest checkpoint in `folder` was made with this fingerprint and reached `total` steps (read only:
+ *  trainModel's resumableCheckpoint decides, and sets aside what does not match). */
+function finishedCheckpoint(folder: string, fingerprint: string, total: number): boolean {
+  const latest = listCheckpoints(folder).pop();
+  if (latest === undefined || latest.step < total) return false;
+  try {
+    return readCheckpointState(latest.path).fingerprint === fingerprint;
+  } catch {
+    return false; // unreadable: trainModel says why
+  }
+}
+
+/** torchvision's ResNet18 width: the post-size estimate is made only for it (tests train narrower networks). */
+const RESNET18_WIDTH = 64;
+
+/**
+ * Shows the estimate's lines before training (lib/model/estimate) and makes the post-size one: from a gradient pass
+ * timed at the post's image size (a few seconds, on a trainer of its own whose sessions are released after), or later
+ * from the run's own steps when they are at that size. Nothing is timed for a silent run or a finished one.
+ */
+async function startEstimate(
+  config: RunConfig,
+  run: { readonly model: ResNet18; readonly faces: number; readonly engine: string; readonly batchNormFaces: number; readonly finished: boolean },
+  progress: ProgressMode | undefined,
+): Promise<EstimateDisplay> {
+  const f = config.finetune;
+  const display = new EstimateDisplay(progress, { engine: run.engine, batchNormFaces: run.batchNormFaces });
+  const wanted =
+    display.mode !== "silent" && !run.finished && run.model.width === RESNET18_WIDTH && !runsAtPostSize({ imageSize: config.imageSize, faces: run.faces, maxSteps: f.maxSteps });
+  if (!wanted) {
+    display.start(null);
+  } else if (stepsScaleToPostSize({ imageSize: config.imageSize, batchSize: f.batchSize, chunkSize: f.chunkSize })) {
+    display.postSizeFromRun = { batchSize: f.batchSize, chunkSize: f.chunkSize };
+    display.start("At the post's size: from this run's first steps…");
+  } else {
+    display.start(`At the post's size: timing a gradient pass at ${POST_RUN.imageSize} px…`);
+    const engine = chooseTrainEngine(config, run.model.width);
+    try {
+      const pass = await timeGradientPass(run.model, { imageSize: POST_RUN.imageSize, preset: f.preset, temperature: f.temperature, native: engine.native ?? undefined });
+      display.showPostSize(postSizeEstimate({ kind: "pass", pass }));
+    } catch (error) {
+      display.showPostSize(`At the post's size: no estimate (the pass at ${POST_RUN.imageSize} px failed: ${(error as Error).message}).`);
+    } finally {
+      await engine.native?.close();
+    }
+  }
+  return display;
 }
 
 /** The native trainer config `finetune.engine` asks for and gets (null: TF.js), and who trains, said plainly. */
@@ -424,7 +499,7 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
     }
   };
   try {
-    const train: TrainOptions = {
+    const untrained: Omit<TrainOptions, "estimate"> = {
       model,
       count: dataset.count,
       batches: (order, batchSize) => loader.batches({ order, batchSize }),
@@ -443,6 +518,9 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
       showCurve: options.showCurve,
       native: engine.native ?? undefined,
     };
+    const finished = finishedCheckpoint(files.checkpoints, fingerprintOf(untrained), plan.steps);
+    const estimate = await startEstimate(config, { model, faces: dataset.count, engine: engine.description, batchNormFaces: plan.batchNormFaces.length, finished }, options.progress);
+    const train: TrainOptions = { ...untrained, estimate };
     const result = await trainModel(train);
     // The model saved is the one measured: BatchNorm's statistics recomputed with the final weights (recommended).
     if ((result.stepsThisRun > 0 || !existsSync(files.model)) && result.steps > 0) await recalibrate(model);
@@ -466,7 +544,10 @@ export async function finetune(config: RunConfig, options: { progress?: Progress
         "AUC before": findings?.before.auc ?? null, "AUC after": findings?.after.auc ?? null,
       },
     });
-    return { ...result, note, modelPath: files.model, initialWeights: source, images: dataset.count, engine: engine.description, plan, heldOutIds: heldOutSet?.ids ?? [], findings };
+    return {
+      ...result, note, modelPath: files.model, initialWeights: source, images: dataset.count, engine: engine.description, plan, heldOutIds: heldOutSet?.ids ?? [], findings,
+      postSize: estimate.postSize,
+    };
   } finally {
     await loader.close();
     await engine.native?.close();
@@ -509,6 +590,7 @@ export function describeFinetuneResult(result: FinetuneResult): string {
       ? `${result.seconds.toFixed(1)} s, ${((result.seconds - result.measureSeconds) / result.stepsThisRun).toFixed(2)} s/step, ${((100 * result.dataWaitSeconds) / result.seconds).toFixed(1)} % of it waiting for images` +
         `${result.measureSeconds > 0 ? `, ${result.measureSeconds.toFixed(1)} s measuring held-out people` : ""}; passes run by ${result.engine}.`
       : "Nothing left to train: the checkpoint had finished.",
+    describeEstimateCheck(result),
     last === undefined ? "" : `Final step: loss ${last.loss.toPrecision(4)}, contrastive ${last.contrastive.toPrecision(4)}, orientation ${last.orientation.toPrecision(4)}.`,
     `Model: ${displayPath(result.modelPath)}${result.lastCheckpoint === null ? "" : `; last checkpoint: ${displayPath(result.lastCheckpoint)}`}.`,
   ];
