@@ -150,6 +150,8 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
   let current = 0;
   let steps = 0;
   let loaded = false;
+  /** Steps taken since the state was last loaded from or copied to TF.js. */
+  let unsynced = 0;
   let closed = false;
 
   const load = (): void => {
@@ -157,11 +159,12 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
     values.forEach((v, i) => sets[current][i].set(v.dataSync() as Float32Array));
     steps = adam.step;
     loaded = true;
+    unsynced = 0;
   };
 
   return {
     engine: "onnxruntime",
-    description: `onnxruntime-node ${engine.version} (CPU, ${threads} thread${threads === 1 ? "" : "s"})`,
+    description: describeEngine({ name: "onnxruntime", ...engine }, tf.getBackend(), threads),
     get steps() {
       return loaded ? steps : adam.step;
     },
@@ -196,11 +199,12 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
       await s.run(feeds, fetches);
       current = 1 - current;
       steps = update;
+      unsynced++;
       const [loss, recon, sparsity, aux, sse, active] = stats;
       return { loss, recon, sparsity, aux, sse, active, fired: fired.slice() };
     },
     syncToModel() {
-      if (!loaded) return; // nothing has moved since TF.js's state
+      if (!loaded || unsynced === 0) return; // nothing has moved since TF.js's state
       const values = [...SAE_PARAMETER_NAMES.map((n) => named[n]), ...adam.m, ...adam.v];
       values.forEach((v, i) => {
         // a copy: the CPU backend would keep the array itself, which the next step overwrites
@@ -210,6 +214,7 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
       });
       model.syncDecoderTranspose();
       adam.step = steps;
+      unsynced = 0;
     },
     reloadFromModel() {
       loaded = false;
