@@ -10,20 +10,21 @@
 // swap. Per step only the batch goes in and the loss parts and per-feature firing counts come out.
 //
 // TF.js's copy of the model and the optimiser's moments are left as they were until `syncToModel()` copies the
-// current state back (parameters, W_dᵀ, Adam's moments and step count): call it before anything reads the model
-// or the optimiser — metrics, checkpoints, saving — at an epoch's end. After TF.js's state was changed (a
-// checkpoint restored into it), `reloadFromModel()` makes the next step start from it.
+// current state back (parameters, W_dᵀ, Adam's moments and step count; nothing when no step was taken since): call
+// it before anything reads the model or the optimiser — metrics, checkpoints, saving. After TF.js's state was
+// changed (a checkpoint restored into it), `reloadFromModel()` makes the next step start from it.
 //
-// The results equal TF.js's step (lib/sae/step) to float32 rounding: test/sae-onnx.test.ts. Config `sae.engine`:
-// "auto" (the fastest that loads: TF.js on a GPU, else this where onnxruntime-node loads, else TF.js on the CPU),
-// "onnxruntime" (must load), "tfjs".
+// The results equal TF.js's step (lib/sae/step) to float32 rounding: test/sae-onnx.test.ts step by step, and
+// test/sae-train.test.ts over whole runs of both presets. Config `sae.engine`: "auto" (the fastest that loads:
+// TF.js on a GPU, else this where onnxruntime-node loads, else TF.js on the CPU), "onnxruntime" (must load), "tfjs".
 //
-// The loop (lib/sae/train) calls it like this:
+// The loop (lib/sae/train `trainSae`, which notebook 04 runs through lib/sae/run-saes) calls it like this:
 //   const adam = saeOptimizer(model, t.weightDecay);
+//   … resume from a checkpoint into the TF.js model and adam, if there is one; then
 //   const stepper = createSaeStepper(model, adam, chooseSaeEngine(config.sae.engine));
 //   … per batch: const stats = await stepper.step(batch, rows, lr, l1, deadFeatureMask(rowsSinceFired, deadAfter));
-//   … at an epoch's end, before metrics and the checkpoint: stepper.syncToModel();
-//   … after resuming from a checkpoint: stepper.reloadFromModel();   finally: await stepper.close();
+//   … at each evaluation, before the metrics, the best weights and the checkpoint: stepper.syncToModel();
+//   finally: await stepper.close();
 
 import type { Adam } from "../model/adam";
 import { tf } from "../kernels/backend";
