@@ -21,6 +21,7 @@ import { applyOverrides, defaultConfig } from "../lib/run/config";
 import { loadOnnxRuntime, type OrtLoad } from "../lib/kernels/onnxruntime";
 import { createSae, presetTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeTraining } from "../lib/sae/sae";
 import { saeOptimizer } from "../lib/sae/step";
+import { tfjsBatchSums } from "../lib/sae/metrics";
 import { saeGraphRecipe, saeStepGraph, SAE_STATE_NAMES, nextName } from "../lib/sae/onnx-graph";
 import { chooseSaeEngine, createNativeSaeStepper, createSaeStepper, createTfjsSaeStepper, deadFeatureMask, type DeadFeatureMask, type SaeStepper } from "../lib/sae/onnx-step";
 import type { Adam } from "../lib/model/adam";
@@ -268,6 +269,33 @@ describe.skipIf(ort.ok !== true)("the SAE step on onnxruntime-node", () => {
       await native.close();
       for (const x of [adamA, adamB]) x.dispose();
       for (const x of [a, b]) x.dispose();
+    }
+  });
+
+  it.each([CASES[0], CASES[3]])("$what: measure() gives TF.js's held-out sums with the current weights, before and between syncs", async (c) => {
+    const data = batches(8);
+    const sae = model(c, 7);
+    const adam = saeOptimizer(sae, sae.meta.training.weightDecay);
+    const native = createNativeSaeStepper(sae, adam, engine!);
+    const tfjs = createTfjsSaeStepper(sae, adam);
+    try {
+      const xs = data[2].data;
+      const compare = async (): Promise<void> => {
+        const got = await native.measure(xs, 20);
+        native.syncToModel();
+        const want = await tfjs.measure(xs, 20);
+        expect(want).toEqual(tfjsBatchSums(sae, xs, 20));
+        for (const part of ["sse", "l1", "active"] as const) expect(Math.abs(got[part] - want[part]), part).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[part])));
+        expect(Array.from(got.fired)).toEqual(Array.from(want.fired));
+        expect(want.active).toBeGreaterThan(0);
+      };
+      await compare(); // nothing loaded yet: the TF.js model's weights
+      for (let s = 0; s < 2; s++) await native.step(data[s].data, data[s].rows, 3e-3, L1(c)[s], null);
+      await compare(); // the native weights, which TF.js sees only after the sync
+    } finally {
+      await native.close();
+      adam.dispose();
+      sae.dispose();
     }
   });
 

@@ -32,7 +32,8 @@ import type { EngineChoice } from "../kernels/backend-names";
 import { chooseEngine, createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type Engine, type OrtLoad, type OrtModule, type OrtSession, type OrtTensor, type TfjsOn } from "../kernels/onnxruntime";
 import { SAE_PARAMETER_NAMES, type SaeModel } from "./sae";
 import { saeStep, type StepStats } from "./step";
-import { nextName, SAE_STAT_NAMES, SAE_STATE_NAMES, saeGraphRecipe, saeScalarInputs, saeStateShapes, saeStepModel, type SaeGraphRecipe } from "./onnx-graph";
+import { tfjsBatchSums, type BatchSums } from "./metrics";
+import { nextName, SAE_STAT_NAMES, SAE_STATE_NAMES, SAE_SUM_NAMES, saeGraphRecipe, saeMeasureModel, saeScalarInputs, saeStateShapes, saeStepModel, type SaeGraphRecipe } from "./onnx-graph";
 
 /** The features AuxK may use in a step: 1 in `mask` for each dead feature, `count` of them. */
 export interface DeadFeatureMask {
@@ -52,6 +53,11 @@ export interface SaeStepper {
    * this learning rate and λ, AuxK on `dead` features: as lib/sae/step `saeStep`.
    */
   step(batch: Float32Array, rows: number, learningRate: number, l1: number, dead: DeadFeatureMask | null): Promise<StepStats>;
+  /**
+   * The first `rows` rows of `xs` (already in training space) measured with the current weights, forward only, on
+   * this engine (no syncToModel() needed): for lib/sae/metrics `measureHeldOut`.
+   */
+  measure(xs: Float32Array, rows: number): Promise<BatchSums>;
   /** The current parameters (and W_dᵀ), Adam's moments and step count copied into the TF.js model and optimiser. */
   syncToModel(): void;
   /** The next step starts from the TF.js model's parameters and the optimiser's moments and step count. */
@@ -105,6 +111,10 @@ export function createTfjsSaeStepper(model: SaeModel, adam: Adam, description = 
         deadMask?.mask.dispose();
       }
     },
+    async measure(xs, rows) {
+      checkBatch(xs, rows, d);
+      return tfjsBatchSums(model, xs, rows);
+    },
     syncToModel() {},
     reloadFromModel() {},
     async close() {},
@@ -138,12 +148,15 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
   const stats = new Float32Array(SAE_STAT_NAMES.length);
   const fired = new Float32Array(m);
   const outTensors = { stats: tensor(stats, [stats.length]), fired: tensor(fired, [m]) };
+  const sums = new Float32Array(SAE_SUM_NAMES.length);
+  const measured = new Float32Array(m);
+  const measureTensors = { sums: tensor(sums, [sums.length]), fired: tensor(measured, [m]) };
   const sessions = new Map<string, Promise<OrtSession>>();
-  const session = (recipe: SaeGraphRecipe): Promise<OrtSession> => {
-    const key = JSON.stringify(recipe);
+  const session = (recipe: SaeGraphRecipe, kind: "step" | "measure" = "step"): Promise<OrtSession> => {
+    const key = `${kind} ${JSON.stringify(recipe)}`;
     let made = sessions.get(key);
     if (made === undefined) {
-      made = createCpuSession(engine.ort, saeStepModel(recipe), threads);
+      made = createCpuSession(engine.ort, kind === "step" ? saeStepModel(recipe) : saeMeasureModel(recipe), threads);
       sessions.set(key, made);
     }
     return made;
@@ -203,6 +216,17 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
       unsynced++;
       const [loss, recon, sparsity, aux, sse, active] = stats;
       return { loss, recon, sparsity, aux, sse, active, fired: fired.slice() };
+    },
+    async measure(xs, rows) {
+      if (closed) throw new Error("native SAE step: measure() after close()");
+      checkBatch(xs, rows, d);
+      if (!loaded) load();
+      const s = await session(saeGraphRecipe(model.meta, false), "measure");
+      const feeds: Record<string, OrtTensor> = { xs: tensor(unsharedFloat32(xs.subarray(0, rows * d)), [rows, d]) };
+      SAE_PARAMETER_NAMES.forEach((name, i) => (feeds[name] = setTensors[current][i]));
+      await s.run(feeds, measureTensors);
+      const [sse, l1, active] = sums;
+      return { sse, l1, active, fired: measured.slice() };
     },
     syncToModel() {
       if (!loaded || unsynced === 0) return; // nothing has moved since TF.js's state

@@ -21,7 +21,7 @@ import { ProgressBar, type ProgressMode } from "../display/progress";
 import { checkFiniteRows } from "../formats/npy";
 import type { SaeMetricsSummary, SaeModel, SaeParameterName, SaeTraining, VectorsIdentity } from "./sae";
 import { resumeCheckpoint, snapshotWeights, writeCheckpoint, type StopReason, type WeightSnapshot } from "./checkpoint";
-import { emptyWindow, evalMetrics, evaluationSplit, heldOutMetrics, meanSquaredNormScale, selectRows, trainingSpaceStats, type EvalMetrics, type Vectors } from "./metrics";
+import { emptyWindow, evalMetrics, evaluationSplit, measureHeldOut, meanSquaredNormScale, selectRows, trainingSpaceStats, type EvalMetrics, type Vectors } from "./metrics";
 import { saeOptimizer, type StepStats } from "./step";
 import { chooseSaeEngine, createSaeStepper, deadFeatureMask, type SaeStepper } from "./onnx-step";
 import { setAside } from "./provenance";
@@ -195,7 +195,8 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
         }
         if (step % plan.evalEvery === 0 || step === plan.maxSteps) {
           stepper.syncToModel(); // everything below reads the TF.js model and optimiser
-          const heldOut = evaluation === null ? null : heldOutMetrics(model, evaluation);
+          // measured on the engine that trains (on ONNX Runtime, a forward pass there is several times TF.js's speed)
+          const heldOut = evaluation === null ? null : await measureHeldOut(model, evaluation, stepper);
           const rowsSeen = epoch * trainRows.length + start + rows;
           const metrics = evalMetrics(model, { step, rowsSeen, trainingRows: trainRows.length }, window, variancePerRow, heldOut, (performance.now() - windowStarted) / 1000);
           history.push(metrics);
