@@ -23,6 +23,7 @@
 // MLAS packs transposed operands itself, so no kept copy of W_dᵀ is needed). TopK's active set is, as TF.js's
 // `activeMask`, the entries ≥ the row's k-th largest value (the smallest of TopK's values) that are > 0, so ties
 // are treated alike; AuxK's likewise among dead features. The batch is symbolic, d and m are fixed per graph.
+// `saeMeasureGraph` is the same forward pass alone, to measure rows with the native weights (held-out evaluation).
 
 import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "../model/onnx/proto";
 import { SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeMeta, type SaeParameterName } from "./sae";

@@ -23,7 +23,8 @@
 //   … resume from a checkpoint into the TF.js model and adam, if there is one; then
 //   const stepper = createSaeStepper(model, adam, chooseSaeEngine(config.sae.engine));
 //   … per batch: const stats = await stepper.step(batch, rows, lr, l1, deadFeatureMask(rowsSinceFired, deadAfter));
-//   … at each evaluation, before the metrics, the best weights and the checkpoint: stepper.syncToModel();
+//   … at each evaluation: measureHeldOut(model, rows, stepper) (lib/sae/metrics: the forward pass on this engine,
+//     no sync needed), and stepper.syncToModel() before the decoder norms, the best weights and the checkpoint;
 //   finally: await stepper.close();
 
 import type { Adam } from "../model/adam";

@@ -10,9 +10,10 @@
 // (Adam and the hand-written gradients), lib/sae/metrics, lib/sae/checkpoint; the sweep is lib/sae/sweep, the
 // tables and figures lib/sae/report.
 //
-// On ONNX Runtime the parameters and Adam's moments stay native between steps: the TF.js model and optimiser are
-// brought up to date (`syncToModel`) at each evaluation, before anything reads them (the held-out measures, the
-// best weights, the checkpoint), and at the end. Either engine gives the same weights to float32 rounding.
+// On ONNX Runtime the parameters and Adam's moments stay native between steps, and the held-out rows are measured
+// there too; the TF.js model and optimiser are brought up to date (`syncToModel`) at each evaluation, before anything
+// reads them (the decoder norms, the best weights, the checkpoint), and so hold the last step's state at the end.
+// Either engine gives the same weights and measures to float32 rounding (test/sae-train.test.ts).
 
 import { seededShuffle } from "../util/random";
 import { tf } from "../kernels/backend";
