@@ -195,7 +195,7 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
           bar = null;
         }
         if (step % plan.evalEvery === 0 || step === plan.maxSteps) {
-          stepper.syncToModel(); // everything below reads the TF.js model and optimiser
+          stepper.syncToModel(); // the decoder norms, the best weights and the checkpoint below read the TF.js model and optimiser
           // measured on the engine that trains (on ONNX Runtime, a forward pass there is several times TF.js's speed)
           const heldOut = evaluation === null ? null : await measureHeldOut(model, evaluation, stepper);
           const rowsSeen = epoch * trainRows.length + start + rows;
