@@ -19,8 +19,9 @@ import { loadOnnxRuntime } from "../lib/kernels/onnxruntime";
 import { createResNet18 } from "../lib/model/resnet18";
 import { jpegDecoder } from "../lib/kernels/turbojpeg";
 import { createSae, presetTraining } from "../lib/sae/sae";
-import { saeOptimizer, saeStep } from "../lib/sae/step";
-import { createNativeSaeStepper } from "../lib/sae/onnx-step";
+import { chooseSaeEngine } from "../lib/sae/onnx-step";
+import { trainSae } from "../lib/sae/train";
+import type { Vectors } from "../lib/sae/metrics";
 
 export interface BenchOptions {
   readonly reps: number;
@@ -30,7 +31,8 @@ export interface BenchOptions {
 
 /** One workload, ready to run: `step` is one timed repetition. */
 export interface Prepared {
-  readonly step: () => Promise<void>;
+  /** One repetition; when it returns a number, that is its time in seconds (it timed itself), else its wall time counts. */
+  readonly step: () => Promise<void | number>;
   /** Items per repetition (images, vectors) and their unit. */
   readonly items: number;
   readonly unit: string;
@@ -181,12 +183,19 @@ function onnxEmbed(batch: number, size: number): Workload {
   };
 }
 
+/** Vectors of one timed SAE epoch: 8 steps of 512 (a few thousand 512-d rows). */
+const SAE_EPOCH_ROWS = 8 * 512;
+
 /**
- * One step of the post's SAE at batch 512 (d = 512): on TF.js (lib/sae/step), or on onnxruntime-node
- * (lib/sae/onnx-step: forward, backward and Adam in one graph, the parameters and Adam's moments kept native
- * between steps; lib/sae/onnx-step's native stepper, which notebook 04 will use once lib/sae/train calls it).
+ * The post's SAE (d = 512, batch 512) trained as notebook 04 trains it: lib/sae/train `trainSae` (shuffled batches,
+ * the loop's per-step work, an evaluation per epoch) with the step on the engine of `sae.engine` — TF.js
+ * (lib/sae/step) or onnxruntime-node (lib/sae/onnx-step: forward, backward and Adam in one graph, the weights kept
+ * native between steps). A repetition trains two epochs of SAE_EPOCH_ROWS vectors (8 steps each) and times the
+ * second, per step, so that the row compares with PyTorch's bare step and the epoch row (× 396 steps) is a CelebA
+ * epoch of notebook 04: a step with its loop work plus an eighth of the epoch's evaluation. The first epoch opens
+ * the engine's sessions and warms its kernels, which a run does once.
  */
-function saeStepWorkload(dictionary: number, engine: "tfjs" | "onnxruntime" = "tfjs"): Workload {
+function saeEpochWorkload(dictionary: number, engine: "tfjs" | "onnxruntime" = "tfjs"): Workload {
   const native = engine === "onnxruntime";
   return {
     name: `sae step ${native ? "onnx " : ""}${dictionary}`,
@@ -195,26 +204,40 @@ function saeStepWorkload(dictionary: number, engine: "tfjs" | "onnxruntime" = "t
     native,
     baseline: `sae step ${dictionary}`,
     async prepare() {
-      const loaded = native ? loadOnnxRuntime() : null;
-      if (loaded !== null && loaded.ok === false) throw new Error(`${loaded.reason} (npm install onnxruntime-node)`);
-      const x = tf.randomNormal([512, 512], 0, 1, "float32", 3) as tf.Tensor2D;
-      const rows = tidyValues(() => tf.clone(x));
-      const training = { ...presetTraining("post", "relu"), batchSize: 512, seed: 1 };
+      const chosen = chooseSaeEngine(engine);
+      const x = tf.randomNormal([SAE_EPOCH_ROWS, 512], 0, 1, "float32", 3);
+      const vectors: Vectors = { data: (x.dataSync() as Float32Array).slice(), rows: SAE_EPOCH_ROWS, cols: 512 };
+      x.dispose();
+      const training = { ...presetTraining("post", "relu"), batchSize: 512, epochs: 2, seed: 1 };
       const sae = createSae({ preset: "post", architecture: "relu", inputDim: 512, dictionarySize: dictionary, training });
-      const adam = saeOptimizer(sae, training.weightDecay);
-      const stepper = loaded !== null && loaded.ok === true ? createNativeSaeStepper(sae, adam, loaded) : null;
+      const steps = SAE_EPOCH_ROWS / 512;
+      const stepSeconds: number[] = [];
+      const evalSeconds: number[] = [];
+      let ranOn = "";
+      const medianMs = (xs: readonly number[]): string => (1000 * [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]).toFixed(1);
       return {
         items: 512,
         unit: "vec",
         // forward 4·B·d·m, backward ≈ 2× forward
         flops: 12 * 512 * 512 * dictionary,
-        warmup: 2,
-        step: async () => void (stepper === null ? saeStep(sae, adam, x, training.learningRate, training.l1) : await stepper.step(rows, 512, training.learningRate, training.l1, null)),
-        async dispose() {
-          await stepper?.close();
-          adam.dispose();
+        warmup: 0, // each repetition warms up in its first epoch
+        async step() {
+          // marks: the first epoch's 8 steps and evaluation, then the second's
+          const marks: number[] = [];
+          const mark = (): void => void marks.push(performance.now());
+          await trainSae(sae, vectors, { progress: "silent", engine: chosen, onSteps: (description) => (ranOn = description), onStep: mark, onEval: mark });
+          if (marks.length !== 2 * (steps + 1)) throw new Error(`expected 2 epochs of ${steps} steps and an evaluation, saw ${marks.length} marks`);
+          const perStep = (marks[2 * steps] - marks[steps]) / steps / 1000;
+          const evaluation = (marks[2 * steps + 1] - marks[2 * steps]) / 1000;
+          stepSeconds.push(perStep);
+          evalSeconds.push(evaluation);
+          return perStep + evaluation / steps;
+        },
+        summary: () =>
+          `notebook 04's loop (trainSae) on ${ranOn}: a step with its loop work ${medianMs(stepSeconds)} ms, ` +
+          `the evaluation of ${Math.round(SAE_EPOCH_ROWS / 10)} rows ${medianMs(evalSeconds)} ms per epoch of ${steps} steps (medians of the second epochs)`,
+        dispose() {
           sae.dispose();
-          x.dispose();
         },
       };
     },
@@ -280,11 +303,11 @@ export const WORKLOADS: readonly Workload[] = [
   resnetEmbed(64, 224),
   onnxEmbed(64, 64),
   onnxEmbed(64, 224),
-  saeStepWorkload(512),
-  saeStepWorkload(4096),
-  saeStepWorkload(16384),
-  saeStepWorkload(512, "onnxruntime"),
-  saeStepWorkload(4096, "onnxruntime"),
-  saeStepWorkload(16384, "onnxruntime"),
+  saeEpochWorkload(512),
+  saeEpochWorkload(4096),
+  saeEpochWorkload(16384),
+  saeEpochWorkload(512, "onnxruntime"),
+  saeEpochWorkload(4096, "onnxruntime"),
+  saeEpochWorkload(16384, "onnxruntime"),
   trainingDataWait(12),
 ];

@@ -7,6 +7,8 @@ import { chooseBackend, describeBackend, initBackend, nativeBackendLoad, tf, tid
 import { rewritesGradients } from "../lib/kernels/fast-gradients";
 import { chooseEngine, describeEngine, type OrtLoad, type OrtModule } from "../lib/kernels/onnxruntime";
 import { BACKEND_ORDER, parseBackendChoice, type BackendName } from "../lib/kernels/backend-names";
+import { describeEngines } from "../lib/run/notebook-setup";
+import { applyOverrides, defaultConfig } from "../lib/run/config";
 
 function fake(name: BackendName, ok: boolean, log: string[]): BackendProbe {
   return {
@@ -155,5 +157,21 @@ describe("the engine of each heavy stage: the fastest that loads", () => {
     const onGpu = { backend: "tensorflow-gpu", gpu: true };
     expect(chooseEngine("onnxruntime", ortLoads, "embed.engine", onGpu)).toMatchObject({ name: "onnxruntime" });
     expect(chooseEngine("tfjs", ortLoads, "embed.engine", { backend: "wasm", gpu: false })).toEqual({ name: "tfjs", why: "embed.engine is tfjs" });
+  });
+});
+
+describe("the first cell's engine lines", () => {
+  const report = (name: BackendName, gpu: boolean) => ({ name, details: "", gpu, warnings: [], skipped: [] });
+  it("name the engine of fine-tuning, embedding and the SAE's training, each chosen by its setting", () => {
+    const forced = applyOverrides(defaultConfig("t"), ["finetune.engine=tfjs", "embed.engine=tfjs", "sae.engine=tfjs"]);
+    const lines = describeEngines(forced, report("wasm", false)).split("\n");
+    expect(lines.slice(1, 4)).toEqual([
+      "  fine-tuning (02): TF.js wasm: finetune.engine is tfjs",
+      "  embedding (03):   TF.js wasm: embed.engine is tfjs",
+      "  SAE (04):         TF.js wasm: sae.engine is tfjs",
+    ]);
+    expect(describeEngines(defaultConfig("t"), report("tensorflow-gpu", true))).toContain("  SAE (04):         TF.js tensorflow-gpu: it runs on the GPU, faster than ONNX Runtime on the CPU (sae.engine is auto)");
+    const auto = describeEngines(defaultConfig("t"), report("wasm", false)).split("\n")[3];
+    expect(auto).toMatch(/^ {2}SAE \(04\): {9}(onnxruntime-node \S+ \(CPU, \d+ threads?\)|TF\.js wasm: onnxruntime-node .*)$/);
   });
 });

@@ -73,6 +73,10 @@ describe("notebook 04-sae", () => {
     expect(text).toMatch(/post preset, relu, 512 features; budget 2 epochs\./);
     expect(text).toMatch(/recommended preset, topk \(k = 32\), 512 features; budget at most 20,000 training rows\./);
     expect(text).toMatch(/sae_features\.npy written/);
+    // Which engine trained each SAE (sae.engine=auto: onnxruntime-node where it loads), as the first cell foretold.
+    const engine = /SAE \(04\): +(.+)/.exec(text)?.[1];
+    expect(engine).toMatch(/^(onnxruntime-node \S+ \(CPU, \d+ threads?\)|TF\.js \S+: .+)$/);
+    for (const label of ["the post's SAE", "the recommended SAE"]) expect(text).toContain(`Trained ${label} on ${engine}.`);
     const html = htmlOf(outputs);
     expect(html.some((h) => /The SAEs being trained[\s\S]*the post&#39;s SAE[\s\S]*30 epochs|2 epochs/.test(h))).toBe(true);
     const comparison = html.find((h) => h.includes("The run&#39;s SAEs, measured the same way") || h.includes("The run's SAEs, measured the same way"));
@@ -103,15 +107,17 @@ describe("notebook 04-sae", () => {
     beside.dispose();
   }, 600_000);
 
-  it("with sae.preset=recommended trains one SAE, saves, extracts and agrees with itself", async () => {
+  it("with sae.preset=recommended and sae.engine=tfjs trains one SAE on TF.js, saves, extracts and agrees with itself", async () => {
     const run = await fabricatedRun("recommended");
-    runNotebook04(run, ["sae.epochs=2", "sae.preset=recommended"]);
+    runNotebook04(run, ["sae.epochs=2", "sae.preset=recommended", "sae.engine=tfjs"]);
     const nb = readNotebook(join(runDir(run), "notebooks", "04-sae.ipynb"));
     const outputs = outputsOf(nb);
     expect(outputs.filter((o) => o.output_type === "error")).toEqual([]);
     const text = streamText(nb);
     expect(text).toMatch(/recommended preset, topk \(k = 32\), 512 features; budget 2 epochs\./);
     expect(text).toMatch(/No sweep in this run/);
+    expect(text).toMatch(/SAE \(04\): +TF\.js \S+: sae\.engine is tfjs\n/);
+    expect(text).toMatch(/Trained the recommended SAE on TF\.js \S+: sae\.engine is tfjs\./);
     expect(existsSync(runFiles(run).saeBeside.meta)).toBe(false);
     // One progress bar per epoch over the training faces (the held-out tenth left out), as the post's tqdm.
     const bars = outputs.map((o) => joinText(o.data?.["text/plain"] as string | string[] | undefined)).filter((t) => t.startsWith("Training the recommended SAE"));

@@ -4,13 +4,16 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../lib/kernels/backend";
+import { initBackend, tf } from "../lib/kernels/backend";
+import { describeEngine } from "../lib/kernels/onnxruntime";
+import { chooseSaeEngine } from "../lib/sae/onnx-step";
+import { trainSae } from "../lib/sae/train";
 import { applyOverrides, defaultConfig, saveRunConfig } from "../lib/run/config";
 import { writeNpy } from "../lib/formats/npy";
 import { runDir, runFiles } from "../lib/run/files";
 import { createSae, presetTraining } from "../lib/sae/sae";
 import { saeChanges, vectorsIdentity } from "../lib/sae/provenance";
-import { runSaeSpecs, trainRunSae } from "../lib/sae/run-saes";
+import { createSaeFor, runSaeSpecs, trainRunSae } from "../lib/sae/run-saes";
 import { Rng } from "../lib/util/random";
 
 const run = `test-sae-provenance-${process.pid}`;
@@ -63,20 +66,22 @@ describe("trainRunSae", () => {
     const [spec] = runSaeSpecs(config);
     await writeNpy(path, vectors(1), [ROWS, DIM]);
     const data = { data: vectors(1), rows: ROWS, cols: DIM };
+    const engine = describeEngine(chooseSaeEngine(config.sae.engine), tf.getBackend());
     const first = await trainRunSae(config, spec, data, await vectorsIdentity(path), { progress: "silent" });
-    expect(first.notes).toEqual([]);
+    expect(first.notes).toEqual([`Trained the post's SAE on ${engine}.`]);
     expect(first.sae.meta.trainedOn?.sha256).toBe((await vectorsIdentity(path)).sha256);
     first.sae.dispose();
 
     const again = await trainRunSae(config, spec, data, await vectorsIdentity(path), { progress: "silent" });
-    expect(again.notes).toHaveLength(1);
+    expect(again.notes).toHaveLength(1); // no step taken: no engine named
     expect(again.notes[0]).toMatch(/^Reused the post's SAE finished earlier \(runs\/.*sae-checkpoint, step 8\): same vectors, same recipe\.$/);
     again.sae.dispose();
 
     // New vectors: both the finished SAE and its checkpoint are set aside, and it trains afresh.
     await writeNpy(path, vectors(2), [ROWS, DIM]);
     const changed = await trainRunSae(config, spec, { data: vectors(2), rows: ROWS, cols: DIM }, await vectorsIdentity(path), { progress: "silent" });
-    expect(changed.notes).toHaveLength(2);
+    expect(changed.notes).toHaveLength(3);
+    expect(changed.notes[2]).toBe(`Trained the post's SAE on ${engine}.`);
     expect(changed.notes[0]).toMatch(/^The saved SAE \(the post's SAE\) was made differently \(face_vectors\.npy changed: 64 × 8, sha256 [0-9a-f]{12}… → 64 × 8, sha256 [0-9a-f]{12}…\): set aside as runs\/.*sae\.before-\d{8}-\d{6}\.safetensors, .*sae\.before-\d{8}-\d{6}\.json/);
     expect(changed.notes[1]).toMatch(/^Its checkpoint was made differently \(face_vectors\.npy changed: .*\): set aside as .*sae-checkpoint\.before-\d{8}-\d{6}; trained afresh\.$/);
     const names = readdirSync(runDir(run));
@@ -86,5 +91,19 @@ describe("trainRunSae", () => {
     expect(existsSync(runFiles(run).sae.weights)).toBe(true);
     expect(changed.history.map((h) => h.step)).toEqual([4, 8]);
     changed.sae.dispose();
+
+    // Killed after its first evaluation on TF.js, continued on the configured engine: the note says which steps ran where.
+    rmSync(runFiles(run).sae.checkpoint, { recursive: true, force: true });
+    const killed = createSaeFor(config, spec, DIM);
+    const trainedOn = await vectorsIdentity(path);
+    const kill = trainSae(killed, { data: vectors(2), rows: ROWS, cols: DIM }, { progress: "silent", checkpointDir: runFiles(run).sae.checkpoint, trainedOn, engine: chooseSaeEngine("tfjs"), onEval: () => { throw new Error("killed"); } });
+    await expect(kill).rejects.toThrow("killed");
+    killed.dispose();
+    const continued = await trainRunSae(config, spec, { data: vectors(2), rows: ROWS, cols: DIM }, trainedOn, { progress: "silent" });
+    expect(continued.notes.slice(-2)).toEqual([
+      `Continued the post's SAE from its checkpoint (runs/${run}/sae-checkpoint) at step 4: same vectors, same recipe.`,
+      `Trained the post's SAE on ${engine} (steps 5–8; the earlier ones came from its checkpoint).`,
+    ]);
+    continued.sae.dispose();
   });
 });

@@ -1,19 +1,28 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { maxAbsDiff } from "./numeric-helpers";
 import { initBackend, tf } from "../lib/kernels/backend";
-import { activeMask, createSae, presetTraining, resolveArchitecture, resolveSaeTraining, SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae/sae";
+import { activeMask, createSae, presetTraining, resolveArchitecture, resolveSaeTraining, SAE_PARAMETER_NAMES, saveSae, type SaeArchitecture, type SaeModel, type SaeParameterName, type SaeTraining } from "../lib/sae/sae";
 import { parseSweep } from "../lib/sae/sweep";
 import { saeGradients, saeOptimizer, saeStep, scaleForTraining } from "../lib/sae/step";
 import { evaluationsWithoutImprovement, trainSae } from "../lib/sae/train";
-import { evaluationSplit, heldOutMetrics, selectRows, type Vectors } from "../lib/sae/metrics";
+import { evaluationSplit, heldOutMetrics, selectRows, type EvalMetrics, type Vectors } from "../lib/sae/metrics";
 import { defaultConfig } from "../lib/run/config";
+import { loadOnnxRuntime, type Engine } from "../lib/kernels/onnxruntime";
+import { chooseSaeEngine } from "../lib/sae/onnx-step";
 
 beforeAll(async () => {
   await initBackend();
 });
+
+const ort = loadOnnxRuntime();
+/** The engines that run here: TF.js always, ONNX Runtime where onnxruntime-node loads. */
+const ENGINES: readonly { name: string; engine: () => Engine }[] = [
+  { name: "tfjs", engine: () => chooseSaeEngine("tfjs") },
+  ...(ort.ok === true ? [{ name: "onnxruntime", engine: () => chooseSaeEngine("onnxruntime") }] : []),
+];
 
 /** A seeded uniform generator (mulberry32). */
 function rng(seed: number): () => number {
@@ -204,19 +213,23 @@ describe("training", () => {
     expect(l0[1]).toBeGreaterThan(l0[2]);
   });
 
-  it("keeps every decoder row at unit norm after every recommended step", async () => {
+  it.each(ENGINES)("keeps every decoder row at unit norm after every recommended step ($name)", async ({ engine }) => {
     const { vectors } = planted(256, 16, 24, 3, 13);
-    const sae = createSae({ preset: "recommended", architecture: "relu", inputDim: 16, dictionarySize: 32, training: recommended("relu", { epochs: 2 }) });
+    // An evaluation after every step: the TF.js model is brought up to date from a native engine at each.
+    const sae = createSae({ preset: "recommended", architecture: "relu", inputDim: 16, dictionarySize: 32, training: recommended("relu", { epochs: 2, evalEvery: 1 }) });
+    const initial = sae.params.weightDecoder.dataSync().slice();
     let checked = 0;
     await trainSae(sae, vectors, {
       progress: "silent",
-      onStep: () => {
+      engine: engine(),
+      onEval: () => {
         const norms = tf.tidy(() => tf.norm(sae.params.weightDecoder, 2, 1).dataSync());
         for (const norm of norms) expect(Math.abs(norm - 1)).toBeLessThan(1e-5);
         checked++;
       },
     });
     expect(checked).toBe(8);
+    expect(maxAbsDiff(sae.params.weightDecoder.dataSync(), initial)).toBeGreaterThan(1e-3);
     sae.dispose();
   });
 
@@ -248,13 +261,15 @@ describe("training", () => {
     });
   }
 
-  it("does not grow the number of tensors across steps", async () => {
+  it.each(ENGINES)("does not grow the number of tensors across steps and evaluations ($name)", async ({ engine }) => {
     const { vectors } = planted(256, 16, 24, 3, 14);
     const sae = createSae({ preset: "recommended", architecture: "topk", inputDim: 16, dictionarySize: 32, k: 4, training: recommended("topk", { epochs: 3, deadAfterRows: 64 }) });
     const counts: number[] = [];
-    await trainSae(sae, vectors, { progress: "silent", onStep: () => counts.push(tf.memory().numTensors) });
+    const before = tf.memory().numTensors;
+    await trainSae(sae, vectors, { progress: "silent", engine: engine(), onStep: () => counts.push(tf.memory().numTensors) });
     expect(counts.length).toBe(12);
     expect(new Set(counts.slice(1)).size).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
     sae.dispose();
   });
 
@@ -355,3 +370,121 @@ describe("training", () => {
     expect(() => parseSweep("8,2.5", "topk")).toThrow(/"2.5" is not a whole k/);
   });
 });
+
+/**
+ * The two engines over whole training runs (trainSae, lib/sae/onnx-step): the same SAE on the same vectors with
+ * sae.engine=tfjs and =onnxruntime ends with the same weights and the same evaluations to float32 rounding; and on
+ * either engine, a run killed after an evaluation and resumed from its checkpoint ends byte for byte where an
+ * uninterrupted run does (sae.safetensors, sae.json, and the checkpoint's files but for the seconds each window took).
+ */
+describe.skipIf(ort.ok !== true)("trainSae on TF.js and on onnxruntime-node", () => {
+  const RECIPES: readonly { key: string; what: string; make: () => SaeModel; rows: [number, number, number, number, number] }[] = [
+    {
+      key: "post",
+      what: "post (ReLU + L1, weight decay, L2-normalised rows, an evaluation per epoch)",
+      // lr 1e-3 rather than the post's 1e-5, so that the weights move far from their start in 6 epochs
+      make: () => createSae({ preset: "post", architecture: "relu", inputDim: 24, dictionarySize: 64, training: { ...presetTraining("post", "relu"), learningRate: 1e-3, epochs: 6, batchSize: 64, seed: 3 } }),
+      rows: [640, 24, 48, 4, 41],
+    },
+    {
+      key: "recommended",
+      what: "recommended (TopK + AuxK, unit-norm decoder, warm-up, held-out early stopping, best evaluation kept)",
+      make: () =>
+        createSae({
+          preset: "recommended", architecture: "topk", inputDim: 24, dictionarySize: 96, k: 4,
+          // a high step size, so that the held-out loss soon wobbles: it stops early and keeps an earlier evaluation
+          training: recommended("topk", {
+            learningRate: 3e-2, trainingRows: 64 * 100, epochs: null, evalEvery: 5, auxK: 32, deadAfterRows: 192,
+            earlyStopping: { patience: 3, minImprovement: 0.03, minSteps: 20 },
+          }),
+        }),
+      rows: [640, 24, 48, 4, 42],
+    },
+  ];
+
+  interface Run {
+    readonly history: EvalMetrics[];
+    readonly weights: Record<SaeParameterName, Float32Array>;
+    readonly meta: SaeModel["meta"];
+    /** The saved SAE's and the checkpoint's files, by name (progress.json without the windows' seconds). */
+    readonly files: Map<string, Buffer>;
+    readonly engine: string;
+  }
+
+  const scratch = mkdtempSync(join(tmpdir(), "sae-engines-"));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  /** Trains the recipe on `engine` with a checkpoint folder, killed after evaluation `killAt` (then resumed) when given. */
+  async function run(recipe: (typeof RECIPES)[number], engine: Engine, name: string, killAt?: number): Promise<Run & { resumedAt: number | null }> {
+    const { vectors } = planted(...recipe.rows);
+    const dir = join(scratch, name);
+    const checkpointDir = join(dir, "sae-checkpoint");
+    if (killAt !== undefined) {
+      const first = recipe.make();
+      let evals = 0;
+      const killed = trainSae(first, vectors, { progress: "silent", engine, checkpointDir, onEval: () => { if (++evals === killAt) throw new Error("killed"); } });
+      await expect(killed).rejects.toThrow("killed");
+      first.dispose();
+    }
+    const sae = recipe.make();
+    let resumedAt: number | null = null;
+    let ranOn = "";
+    const history = await trainSae(sae, vectors, { progress: "silent", engine, checkpointDir, onResume: (step) => (resumedAt = step), onSteps: (description) => (ranOn = description) });
+    await saveSae(sae, dir);
+    const files = new Map<string, Buffer>();
+    for (const file of ["sae.safetensors", "sae.json", "sae-checkpoint/sae.safetensors", "sae-checkpoint/sae.json", "sae-checkpoint/adam.safetensors", "sae-checkpoint/best.safetensors"]) {
+      if (existsSync(join(dir, file))) files.set(file, readFileSync(join(dir, file)));
+    }
+    const progress = JSON.parse(readFileSync(join(checkpointDir, "progress.json"), "utf8")) as { history: { seconds: number }[] };
+    for (const h of progress.history) h.seconds = 0;
+    files.set("sae-checkpoint/progress.json", Buffer.from(JSON.stringify(progress)));
+    const weights = Object.fromEntries(SAE_PARAMETER_NAMES.map((n) => [n, sae.named()[n].dataSync().slice() as Float32Array])) as Record<SaeParameterName, Float32Array>;
+    const meta = sae.meta;
+    sae.dispose();
+    return { history, weights, meta, files, engine: ranOn, resumedAt };
+  }
+
+  it.each(RECIPES)("$what: the same weights and evaluations on either engine, and a resumed run byte for byte an uninterrupted one on each", async (recipe) => {
+    const runs = { tfjs: await run(recipe, chooseSaeEngine("tfjs"), `${recipe.key}-tfjs`), onnxruntime: await run(recipe, chooseSaeEngine("onnxruntime"), `${recipe.key}-onnxruntime`) };
+    expect(runs.tfjs.engine).toMatch(/^TF\.js \S+: sae\.engine is tfjs$/);
+    expect(runs.onnxruntime.engine).toMatch(/^onnxruntime-node \S+ \(CPU, \d+ threads?\)$/);
+    const [a, b] = [runs.tfjs, runs.onnxruntime];
+    expect(a.history.length).toBeGreaterThanOrEqual(5);
+    // Every evaluation: the same steps, the same counts, the same measures to float32 rounding.
+    expect(b.history.map((h) => h.step)).toEqual(a.history.map((h) => h.step));
+    const close = (x: number, y: number, what: string): void => expect(Math.abs(x - y), `${what}: ${x} vs ${y}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(y)));
+    a.history.forEach((h, i) => {
+      const g = b.history[i];
+      for (const key of ["loss", "recon", "sparsity", "aux", "mse", "explainedVariance", "l0"] as const) close(g[key], h[key], `evaluation ${i + 1} ${key}`);
+      for (const key of ["loss", "mse", "explainedVariance", "l0"] as const) close(g.heldOut?.[key] ?? NaN, h.heldOut?.[key] ?? NaN, `evaluation ${i + 1} held-out ${key}`);
+      expect([g.dead, g.dense], `evaluation ${i + 1} dead and dense`).toEqual([h.dead, h.dense]);
+    });
+    expect(b.meta.metrics?.stopped).toBe(a.meta.metrics?.stopped);
+    expect(b.meta.metrics?.keptStep).toBe(a.meta.metrics?.keptStep);
+    // The kept weights: within 1e-4 of the largest change training made to each parameter (measured: 4e-6 at most).
+    const initial = recipe.make();
+    try {
+      for (const name of SAE_PARAMETER_NAMES) {
+        const start = initial.named()[name].dataSync();
+        const moved = Math.max(...Array.from(a.weights[name], (v, i) => Math.abs(v - start[i])));
+        expect(moved, `${name} moved`).toBeGreaterThan(0);
+        expect(maxAbsDiff(b.weights[name], a.weights[name]) / moved, name).toBeLessThan(1e-4);
+      }
+    } finally {
+      initial.dispose();
+    }
+    if (recipe.key === "recommended") {
+      expect(a.meta.metrics?.stopped).toBe("plateau");
+      expect(a.meta.metrics?.keptStep).toBeLessThan(a.meta.metrics?.steps ?? 0); // the best evaluation is not the last
+      expect(a.history.some((h) => h.aux > 0)).toBe(true); // AuxK took part
+    }
+    // Killed after the third evaluation and resumed, on each engine: byte for byte the uninterrupted run.
+    for (const [engine, straight] of Object.entries(runs)) {
+      const resumed = await run(recipe, chooseSaeEngine(engine as "tfjs" | "onnxruntime"), `${recipe.key}-${engine}-resumed`, 3);
+      expect(resumed.resumedAt, engine).toBe(straight.history[2].step);
+      expect([...resumed.files.keys()], engine).toEqual([...straight.files.keys()]);
+      for (const [file, bytes] of straight.files) expect(resumed.files.get(file)?.equals(bytes), `${engine}: ${file}`).toBe(true);
+    }
+  }, 300_000);
+});
+

@@ -104,9 +104,9 @@ export interface SaeConfig {
   readonly k: number;
   /** λ values (or k values for topk) of the sweep, comma-separated ("" : no sweep). */
   readonly sweep: string;
-  /** Who runs the training step (lib/sae/onnx-step `chooseSaeEngine`): "auto": onnxruntime-node's native kernels
-   *  when it is installed, else TF.js; "onnxruntime": onnxruntime-node or an error; "tfjs": always TF.js. Same
-   *  results to float32 rounding. (lib/sae/train does not read it yet: its loop still calls lib/sae/step.) */
+  /** Who runs the SAE's training steps (lib/sae/onnx-step `chooseSaeEngine`, used by lib/sae/train for notebook 04's
+   *  SAEs and sweep): "auto": TF.js on a GPU, else onnxruntime-node's native kernels when it is installed, else
+   *  TF.js; "onnxruntime": onnxruntime-node or an error; "tfjs": always TF.js. Same results to float32 rounding. */
   readonly engine: EngineChoice;
 }
 

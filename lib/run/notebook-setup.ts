@@ -61,10 +61,11 @@ function ownVersion(): string {
   return (JSON.parse(readFileSync(join(projectRoot(), "package.json"), "utf8")) as { version: string }).version;
 }
 
-/** Which engine fine-tuning (02) and embedding (03) will use, and why; what runs the SAE (04); the gradients. */
+/** Which engine fine-tuning (02), embedding (03) and the SAE's training (04) will use, and why; the gradients. */
 export function describeEngines(config: RunConfig, backend: BackendReport): string {
   const on = { backend: backend.name, gpu: backend.gpu };
-  const engine = (setting: "finetune.engine" | "embed.engine", choice: RunConfig["embed"]["engine"]): string => {
+  // "sae.engine" is lib/sae/onnx-step `chooseSaeEngine`'s setting (a later stage, not imported from here).
+  const engine = (setting: "finetune.engine" | "embed.engine" | "sae.engine", choice: RunConfig["embed"]["engine"]): string => {
     try {
       return describeEngine(chooseEngine(choice, undefined, setting, on), backend.name);
     } catch (error) {
@@ -75,7 +76,7 @@ export function describeEngines(config: RunConfig, backend: BackendReport): stri
     "Engines (the fastest that loads: TF.js on a GPU, else ONNX Runtime's CPU kernels, else TF.js on the CPU):",
     `  fine-tuning (02): ${engine("finetune.engine", config.finetune.engine)}`,
     `  embedding (03):   ${engine("embed.engine", config.embed.engine)}`,
-    `  SAE (04):         TF.js ${backend.name}`,
+    `  SAE (04):         ${engine("sae.engine", config.sae.engine)}`,
     `  TF.js gradients:  ${rewritesGradients(tf.getBackend()) ? "rewritten as forward ops (lib/kernels/fast-gradients), as WASM needs" : "TF.js's own kernels"}`,
   ].join("\n");
 }

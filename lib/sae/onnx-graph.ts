@@ -23,6 +23,7 @@
 // MLAS packs transposed operands itself, so no kept copy of W_dᵀ is needed). TopK's active set is, as TF.js's
 // `activeMask`, the entries ≥ the row's k-th largest value (the smallest of TopK's values) that are > 0, so ties
 // are treated alike; AuxK's likewise among dead features. The batch is symbolic, d and m are fixed per graph.
+// `saeMeasureGraph` is the same forward pass alone, to measure rows with the native weights (held-out evaluation).
 
 import { encodeModel, GraphBuilder, type OnnxGraph, type OnnxValueInfo } from "../model/onnx/proto";
 import { SAE_PARAMETER_NAMES, type SaeArchitecture, type SaeMeta, type SaeParameterName } from "./sae";
@@ -99,38 +100,49 @@ export function saeScalarInputs(recipe: SaeGraphRecipe): string[] {
   return ["lr_step", "bc2_sqrt", "l1_scale", ...(recipe.loss === "mse" ? ["count", "e_scale"] : []), ...(recipe.scaling === "fixed-scale" ? ["input_scale"] : [])];
 }
 
-/** The graph of one training step (see the top of the file). */
-export function saeStepGraph(recipe: SaeGraphRecipe): OnnxGraph {
-  const { inputDim: d, dictionarySize: m } = recipe;
+/** The helpers both graphs build with. */
+function graphTools(recipe: SaeGraphRecipe) {
   if (recipe.architecture === "topk" && !(Number.isInteger(recipe.k) && recipe.k > 0)) throw new Error(`saeStepGraph: a topk SAE needs k ≥ 1, got ${recipe.k}`);
   const g = new GraphBuilder();
   const f32 = (name: string, value: number): string => g.constant(name, [], Float32Array.of(value));
   const axis0 = g.int64Constant("axis0", [0]);
-  const axis1 = g.int64Constant("axis1", [1]);
   const sumRows = (t: string): string => g.add("ReduceSum", [t, axis0], { keepdims: { int: 0 } }); // Σ over rows → [cols]
   const sumAll = (t: string): string => g.add("ReduceSum", [t], { keepdims: { int: 0 } }); // no axes: every value → []
   const gemm = (a: string, b: string, transA: 0 | 1, transB: 0 | 1, c?: string): string =>
     g.add("Gemm", c === undefined ? [a, b] : [a, b, c], { transA: { int: transA }, transB: { int: transB } });
-  const zero = f32("zero", 0);
-  const tiny = f32("tiny", 1e-12);
   /** 1 where t ≥ the row's k-th largest value (k a [1] int64 value), else 0. */
   const atLeastKth = (t: string, k: string): string => {
     const [values] = g.addMany("TopK", [t, k], 2, { axis: { int: 1 }, largest: { int: 1 }, sorted: { int: 1 } });
     const kth = g.add("ReduceMin", [values], { axes: { ints: [1] }, keepdims: { int: 1 } });
     return g.add("Cast", [g.add("GreaterOrEqual", [t, kth])], { to: { int: 1 } });
   };
+  /** The forward pass of rows `xs` already in training space: x̄, pre-activations, the active mask, f, e = x̂ − xs. */
+  const forward = (xs: string): { xbar: string; pre: string; mask: string; f: string; e: string } => {
+    const xbar = g.add("Sub", [xs, "bias_decoder"]);
+    const pre = gemm(xbar, "weight_encoder", 0, 0, "bias_encoder");
+    const positive = g.add("Cast", [g.add("Greater", [pre, f32("zero", 0)])], { to: { int: 1 } });
+    const mask = recipe.architecture === "relu" || recipe.k >= recipe.dictionarySize ? positive : g.add("Mul", [positive, atLeastKth(pre, g.int64Constant("k", [recipe.k]))]);
+    const f = g.add("Mul", [pre, mask]);
+    const e = g.add("Sub", [gemm(f, "weight_decoder", 0, 0, "bias_decoder"), xs]);
+    return { xbar, pre, mask, f, e };
+  };
+  return { g, f32, axis0, sumRows, sumAll, gemm, atLeastKth, forward };
+}
+
+/** The graph of one training step (see the top of the file). */
+export function saeStepGraph(recipe: SaeGraphRecipe): OnnxGraph {
+  const { inputDim: d, dictionarySize: m } = recipe;
+  const { g, f32, axis0, sumRows, sumAll, gemm, atLeastKth, forward } = graphTools(recipe);
+  const axis1 = g.int64Constant("axis1", [1]);
+  const zero = f32("zero", 0);
+  const tiny = f32("tiny", 1e-12);
 
   // x as the SAE trains on it (lib/sae/step `scaleForTraining`)
   const xs =
     recipe.scaling === "fixed-scale"
       ? g.add("Mul", ["x", "input_scale"])
       : g.add("Div", ["x", g.add("Max", [g.add("Sqrt", [g.add("ReduceSum", [g.add("Mul", ["x", "x"]), axis1], { keepdims: { int: 1 } })]), tiny])]);
-  const xbar = g.add("Sub", [xs, "bias_decoder"]);
-  const pre = gemm(xbar, "weight_encoder", 0, 0, "bias_encoder");
-  const positive = g.add("Cast", [g.add("Greater", [pre, zero])], { to: { int: 1 } });
-  const mask = recipe.architecture === "relu" || recipe.k >= m ? positive : g.add("Mul", [positive, atLeastKth(pre, g.int64Constant("k", [recipe.k]))]);
-  const f = g.add("Mul", [pre, mask]);
-  const e = g.add("Sub", [gemm(f, "weight_decoder", 0, 0, "bias_decoder"), xs]);
+  const { xbar, pre, mask, f, e } = forward(xs);
   const sse = sumAll(g.add("Mul", [e, e]));
   const fSum = sumAll(f);
   let recon: string;
@@ -220,4 +232,35 @@ export function saeStepGraph(recipe: SaeGraphRecipe): OnnxGraph {
 /** The step graph as ONNX bytes. */
 export function saeStepModel(recipe: SaeGraphRecipe): Uint8Array {
   return encodeModel(saeStepGraph(recipe), { irVersion: SAE_GRAPH_IR_VERSION, opsetVersion: SAE_GRAPH_OPSET, producerName: "celeba-sae", producerVersion: "1" });
+}
+
+/** The order of the measuring graph's `sums` output (lib/sae/metrics `BatchSums`). */
+export const SAE_SUM_NAMES = ["sse", "l1", "active"] as const;
+
+/**
+ * The graph that measures rows (lib/sae/metrics `heldOutMetrics`, forward only): inputs `xs` [batch, d], rows already
+ * in training space, and the four parameters; outputs `sums` [3] (Σ (x̂ − x)², Σ f, Σ active) and `fired` [m] (rows
+ * each feature fired on). The forward pass is the step graph's.
+ */
+export function saeMeasureGraph(recipe: SaeGraphRecipe): OnnxGraph {
+  const { inputDim: d, dictionarySize: m } = recipe;
+  const { g, axis0, sumAll, forward } = graphTools(recipe);
+  const { mask, f, e } = forward("xs");
+  const fired = g.add("ReduceSum", [mask, axis0], { keepdims: { int: 0 } }, "fired");
+  const scalar1 = g.int64Constant("shape1", [1]);
+  const sums = [sumAll(g.add("Mul", [e, e])), sumAll(f), sumAll(fired)].map((s) => g.add("Reshape", [s, scalar1]));
+  g.add("Concat", sums, { axis: { int: 0 } }, "sums");
+  const shapes = saeParameterShapes(d, m);
+  return {
+    name: `sae_measure_${recipe.architecture}`,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs: [{ name: "xs", dims: ["batch", d] }, ...SAE_PARAMETER_NAMES.map((n) => ({ name: n, dims: shapes[n] }))],
+    outputs: [{ name: "sums", dims: [SAE_SUM_NAMES.length] }, { name: "fired", dims: [m] }],
+  };
+}
+
+/** The measuring graph as ONNX bytes. */
+export function saeMeasureModel(recipe: SaeGraphRecipe): Uint8Array {
+  return encodeModel(saeMeasureGraph(recipe), { irVersion: SAE_GRAPH_IR_VERSION, opsetVersion: SAE_GRAPH_OPSET, producerName: "celeba-sae", producerVersion: "1" });
 }

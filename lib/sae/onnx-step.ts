@@ -10,20 +10,22 @@
 // swap. Per step only the batch goes in and the loss parts and per-feature firing counts come out.
 //
 // TF.js's copy of the model and the optimiser's moments are left as they were until `syncToModel()` copies the
-// current state back (parameters, W_dᵀ, Adam's moments and step count): call it before anything reads the model
-// or the optimiser — metrics, checkpoints, saving — at an epoch's end. After TF.js's state was changed (a
-// checkpoint restored into it), `reloadFromModel()` makes the next step start from it.
+// current state back (parameters, W_dᵀ, Adam's moments and step count; nothing when no step was taken since): call
+// it before anything reads the model or the optimiser — metrics, checkpoints, saving. After TF.js's state was
+// changed (a checkpoint restored into it), `reloadFromModel()` makes the next step start from it.
 //
-// The results equal TF.js's step (lib/sae/step) to float32 rounding: test/sae-onnx.test.ts. Config `sae.engine`:
-// "auto" (the fastest that loads: TF.js on a GPU, else this where onnxruntime-node loads, else TF.js on the CPU),
-// "onnxruntime" (must load), "tfjs".
+// The results equal TF.js's step (lib/sae/step) to float32 rounding: test/sae-onnx.test.ts step by step, and
+// test/sae-train.test.ts over whole runs of both presets. Config `sae.engine`: "auto" (the fastest that loads:
+// TF.js on a GPU, else this where onnxruntime-node loads, else TF.js on the CPU), "onnxruntime" (must load), "tfjs".
 //
-// The loop (lib/sae/train) calls it like this:
+// The loop (lib/sae/train `trainSae`, which notebook 04 runs through lib/sae/run-saes) calls it like this:
 //   const adam = saeOptimizer(model, t.weightDecay);
+//   … resume from a checkpoint into the TF.js model and adam, if there is one; then
 //   const stepper = createSaeStepper(model, adam, chooseSaeEngine(config.sae.engine));
 //   … per batch: const stats = await stepper.step(batch, rows, lr, l1, deadFeatureMask(rowsSinceFired, deadAfter));
-//   … at an epoch's end, before metrics and the checkpoint: stepper.syncToModel();
-//   … after resuming from a checkpoint: stepper.reloadFromModel();   finally: await stepper.close();
+//   … at each evaluation: measureHeldOut(model, rows, stepper) (lib/sae/metrics: the forward pass on this engine,
+//     no sync needed), and stepper.syncToModel() before the decoder norms, the best weights and the checkpoint;
+//   finally: await stepper.close();
 
 import type { Adam } from "../model/adam";
 import { tf } from "../kernels/backend";
@@ -31,7 +33,8 @@ import type { EngineChoice } from "../kernels/backend-names";
 import { chooseEngine, createCpuSession, describeEngine, onnxThreads, unsharedFloat32, type Engine, type OrtLoad, type OrtModule, type OrtSession, type OrtTensor, type TfjsOn } from "../kernels/onnxruntime";
 import { SAE_PARAMETER_NAMES, type SaeModel } from "./sae";
 import { saeStep, type StepStats } from "./step";
-import { nextName, SAE_STAT_NAMES, SAE_STATE_NAMES, saeGraphRecipe, saeScalarInputs, saeStateShapes, saeStepModel, type SaeGraphRecipe } from "./onnx-graph";
+import { tfjsBatchSums, type BatchSums } from "./metrics";
+import { nextName, SAE_STAT_NAMES, SAE_STATE_NAMES, SAE_SUM_NAMES, saeGraphRecipe, saeMeasureModel, saeScalarInputs, saeStateShapes, saeStepModel, type SaeGraphRecipe } from "./onnx-graph";
 
 /** The features AuxK may use in a step: 1 in `mask` for each dead feature, `count` of them. */
 export interface DeadFeatureMask {
@@ -51,6 +54,11 @@ export interface SaeStepper {
    * this learning rate and λ, AuxK on `dead` features: as lib/sae/step `saeStep`.
    */
   step(batch: Float32Array, rows: number, learningRate: number, l1: number, dead: DeadFeatureMask | null): Promise<StepStats>;
+  /**
+   * The first `rows` rows of `xs` (already in training space) measured with the current weights, forward only, on
+   * this engine (no syncToModel() needed): for lib/sae/metrics `measureHeldOut`.
+   */
+  measure(xs: Float32Array, rows: number): Promise<BatchSums>;
   /** The current parameters (and W_dᵀ), Adam's moments and step count copied into the TF.js model and optimiser. */
   syncToModel(): void;
   /** The next step starts from the TF.js model's parameters and the optimiser's moments and step count. */
@@ -104,6 +112,10 @@ export function createTfjsSaeStepper(model: SaeModel, adam: Adam, description = 
         deadMask?.mask.dispose();
       }
     },
+    async measure(xs, rows) {
+      checkBatch(xs, rows, d);
+      return tfjsBatchSums(model, xs, rows);
+    },
     syncToModel() {},
     reloadFromModel() {},
     async close() {},
@@ -137,12 +149,15 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
   const stats = new Float32Array(SAE_STAT_NAMES.length);
   const fired = new Float32Array(m);
   const outTensors = { stats: tensor(stats, [stats.length]), fired: tensor(fired, [m]) };
+  const sums = new Float32Array(SAE_SUM_NAMES.length);
+  const measured = new Float32Array(m);
+  const measureTensors = { sums: tensor(sums, [sums.length]), fired: tensor(measured, [m]) };
   const sessions = new Map<string, Promise<OrtSession>>();
-  const session = (recipe: SaeGraphRecipe): Promise<OrtSession> => {
-    const key = JSON.stringify(recipe);
+  const session = (recipe: SaeGraphRecipe, kind: "step" | "measure" = "step"): Promise<OrtSession> => {
+    const key = `${kind} ${JSON.stringify(recipe)}`;
     let made = sessions.get(key);
     if (made === undefined) {
-      made = createCpuSession(engine.ort, saeStepModel(recipe), threads);
+      made = createCpuSession(engine.ort, kind === "step" ? saeStepModel(recipe) : saeMeasureModel(recipe), threads);
       sessions.set(key, made);
     }
     return made;
@@ -150,6 +165,8 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
   let current = 0;
   let steps = 0;
   let loaded = false;
+  /** Steps taken since the state was last loaded from or copied to TF.js. */
+  let unsynced = 0;
   let closed = false;
 
   const load = (): void => {
@@ -157,11 +174,12 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
     values.forEach((v, i) => sets[current][i].set(v.dataSync() as Float32Array));
     steps = adam.step;
     loaded = true;
+    unsynced = 0;
   };
 
   return {
     engine: "onnxruntime",
-    description: `onnxruntime-node ${engine.version} (CPU, ${threads} thread${threads === 1 ? "" : "s"})`,
+    description: describeEngine({ name: "onnxruntime", ...engine }, tf.getBackend(), threads),
     get steps() {
       return loaded ? steps : adam.step;
     },
@@ -196,11 +214,23 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
       await s.run(feeds, fetches);
       current = 1 - current;
       steps = update;
+      unsynced++;
       const [loss, recon, sparsity, aux, sse, active] = stats;
       return { loss, recon, sparsity, aux, sse, active, fired: fired.slice() };
     },
+    async measure(xs, rows) {
+      if (closed) throw new Error("native SAE step: measure() after close()");
+      checkBatch(xs, rows, d);
+      if (!loaded) load();
+      const s = await session(saeGraphRecipe(model.meta, false), "measure");
+      const feeds: Record<string, OrtTensor> = { xs: tensor(unsharedFloat32(xs.subarray(0, rows * d)), [rows, d]) };
+      SAE_PARAMETER_NAMES.forEach((name, i) => (feeds[name] = setTensors[current][i]));
+      await s.run(feeds, measureTensors);
+      const [sse, l1, active] = sums;
+      return { sse, l1, active, fired: measured.slice() };
+    },
     syncToModel() {
-      if (!loaded) return; // nothing has moved since TF.js's state
+      if (!loaded || unsynced === 0) return; // nothing has moved since TF.js's state
       const values = [...SAE_PARAMETER_NAMES.map((n) => named[n]), ...adam.m, ...adam.v];
       values.forEach((v, i) => {
         // a copy: the CPU backend would keep the array itself, which the next step overwrites
@@ -210,6 +240,7 @@ export function createNativeSaeStepper(model: SaeModel, adam: Adam, engine: { re
       });
       model.syncDecoderTranspose();
       adam.step = steps;
+      unsynced = 0;
     },
     reloadFromModel() {
       loaded = false;

@@ -12,6 +12,7 @@ import type { ProgressMode } from "../display/progress";
 import { createSae, resolveArchitecture, resolveSaeTraining, saveSae, type SaeMeta, type SaeModel, type VectorsIdentity } from "./sae";
 import { DENSE_FRACTION, evaluationSplit, heldOutMetrics, selectRows, type EvalMetrics, type HeldOutMetrics, type Vectors } from "./metrics";
 import { trainingPlan, trainSae } from "./train";
+import { chooseSaeEngine } from "./onnx-step";
 import { saeChanges, setAside } from "./provenance";
 
 /** Which SAE: the run's (`sae.preset`), or the recommended one trained beside the post's. */
@@ -134,11 +135,14 @@ export async function trainRunSae(
       notes.push(`The saved SAE (${spec.label}) was made differently (${summarizeChanges(changes)}): set aside as ${moved.map((p) => displayPath(p)).join(", ")}.`);
     }
   }
+  let ranOn = null as { engine: string; fromStep: number } | null;
   const history = await trainSae(sae, vectors, {
     progress: options.progress,
     desc: `Training ${spec.label}`,
     checkpointDir: spec.files.checkpoint,
     trainedOn,
+    engine: chooseSaeEngine(config.sae.engine),
+    onSteps: (engine, fromStep) => (ranOn = { engine, fromStep }),
     onResume: (step, finished) =>
       notes.push(
         finished
@@ -147,6 +151,10 @@ export async function trainRunSae(
       ),
     onSetAside: (changes, moved) => notes.push(`Its checkpoint was made differently (${summarizeChanges(changes)}): set aside as ${moved.map((p) => displayPath(p)).join(", ")}; trained afresh.`),
   });
+  if (ranOn !== null) {
+    const steps = ranOn.fromStep > 0 ? ` (steps ${ranOn.fromStep + 1}–${sae.meta.metrics?.steps ?? "?"}; the earlier ones came from its checkpoint)` : "";
+    notes.push(`Trained ${spec.label} on ${ranOn.engine}${steps}.`);
+  }
   await saveSae(sae, spec.files.dir);
   return { spec, sae, history, notes };
 }

@@ -257,13 +257,27 @@ export type SaeParameterName = (typeof SAE_PARAMETER_NAMES)[number];
 export class SaeModel implements SparseAutoencoder {
   meta: SaeMeta;
   readonly params: SaeParameters;
-  /** W_dᵀ [inputDim, dictionarySize], kept equal to transpose(weightDecoder) by syncDecoderTranspose(). */
-  readonly decoderT: tf.Variable<tf.Rank.R2>;
+  private readonly transposed: tf.Variable<tf.Rank.R2>;
+  /** weightDecoder changed since `transposed` was made from it. */
+  private transposeStale = false;
 
   constructor(meta: SaeMeta, params: SaeParameters) {
     this.meta = meta;
     this.params = params;
-    this.decoderT = tf.variable(tf.tidy(() => params.weightDecoder.transpose()), true);
+    this.transposed = tf.variable(tf.tidy(() => params.weightDecoder.transpose()), true);
+  }
+
+  /**
+   * W_dᵀ [inputDim, dictionarySize] for TF.js's training step (lib/sae/step), equal to transpose(weightDecoder):
+   * made again here when W_d changed since (syncDecoderTranspose), so that a native engine, which never reads it,
+   * does not pay for the transpose at every sync (~0.1 s at 16,384 features on WASM).
+   */
+  get decoderT(): tf.Variable<tf.Rank.R2> {
+    if (this.transposeStale) {
+      tf.tidy(() => this.transposed.assign(this.params.weightDecoder.transpose()));
+      this.transposeStale = false;
+    }
+    return this.transposed;
   }
 
   /** The parameters by file key name. */
@@ -272,8 +286,9 @@ export class SaeModel implements SparseAutoencoder {
     return { weight_encoder: p.weightEncoder, bias_encoder: p.biasEncoder, weight_decoder: p.weightDecoder, bias_decoder: p.biasDecoder };
   }
 
+  /** weightDecoder was changed other than by TF.js's step: decoderT follows it when next read. */
   syncDecoderTranspose(): void {
-    tf.tidy(() => this.decoderT.assign(this.params.weightDecoder.transpose()));
+    this.transposeStale = true;
   }
 
   /** Raw vectors → the space the SAE was trained in, as encode() does it (the post: unchanged). */
@@ -311,7 +326,7 @@ export class SaeModel implements SparseAutoencoder {
 
   dispose(): void {
     for (const v of Object.values(this.named())) v.dispose();
-    this.decoderT.dispose();
+    this.transposed.dispose();
   }
 }
 

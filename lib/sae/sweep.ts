@@ -4,6 +4,7 @@ import type { Preset, RunConfig, SaeConfig } from "../run/config";
 import { createSae, resolveArchitecture, resolveSaeTraining, type SaeArchitecture, type SaeMeta, type SaeTraining } from "./sae";
 import type { Vectors } from "./metrics";
 import { trainSae, type TrainOptions } from "./train";
+import { chooseSaeEngine } from "./onnx-step";
 
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -75,13 +76,14 @@ export async function sweepForRun(
   const architecture = resolveArchitecture(s);
   const values = parseSweep(s.sweep, architecture);
   if (values.length === 0) return null;
-  const points = await runSweep({ preset: s.preset, architecture, dictionarySize: s.dictionarySize, k: s.k, training: resolveSaeTraining(s, config.seed) }, values, vectors, options);
+  const train: TrainOptions = { ...options, engine: options.engine ?? chooseSaeEngine(s.engine) };
+  const points = await runSweep({ preset: s.preset, architecture, dictionarySize: s.dictionarySize, k: s.k, training: resolveSaeTraining(s, config.seed) }, values, vectors, train);
   const marked = [main];
   if (!(s.preset === "post" && architecture === "relu")) {
     const post: SaeConfig = { ...s, preset: "post", architecture: "relu", l1: null, learningRate: null, weightDecay: null };
     const sae = createSae({ preset: "post", architecture: "relu", inputDim: vectors.cols, dictionarySize: s.dictionarySize, training: resolveSaeTraining(post, config.seed) });
     try {
-      await trainSae(sae, vectors, { ...options, desc: "the post's recipe" });
+      await trainSae(sae, vectors, { ...train, desc: "the post's recipe" });
       marked.push(sweepPoint("the post's recipe", sae.meta));
     } finally {
       sae.dispose();

@@ -6,17 +6,25 @@
 // recipe's, as SAELens counts training tokens), so a dataset of 5,000 faces and one of 200,000 get the same number
 // of steps. The recommended recipe also stops early, once the held-out loss has stopped falling (a plateau), and
 // keeps the weights of its best evaluation rather than the last ones.
-// Its parts: lib/sae/step (Adam and the hand-written gradients), lib/sae/metrics, lib/sae/checkpoint; the sweep is
-// lib/sae/sweep, the tables and figures lib/sae/report.
+// Its parts: lib/sae/onnx-step (the step, on ONNX Runtime's native kernels or on TF.js: `sae.engine`), lib/sae/step
+// (Adam and the hand-written gradients), lib/sae/metrics, lib/sae/checkpoint; the sweep is lib/sae/sweep, the
+// tables and figures lib/sae/report.
+//
+// On ONNX Runtime the parameters and Adam's moments stay native between steps, and the held-out rows are measured
+// there too; the TF.js model and optimiser are brought up to date (`syncToModel`) at each evaluation, before anything
+// reads them (the decoder norms, the best weights, the checkpoint), and so hold the last step's state at the end.
+// Either engine gives the same weights and measures to float32 rounding (test/sae-train.test.ts).
 
 import { seededShuffle } from "../util/random";
 import { tf } from "../kernels/backend";
+import type { Engine } from "../kernels/onnxruntime";
 import { ProgressBar, type ProgressMode } from "../display/progress";
 import { checkFiniteRows } from "../formats/npy";
 import type { SaeMetricsSummary, SaeModel, SaeParameterName, SaeTraining, VectorsIdentity } from "./sae";
 import { resumeCheckpoint, snapshotWeights, writeCheckpoint, type StopReason, type WeightSnapshot } from "./checkpoint";
-import { emptyWindow, evalMetrics, evaluationSplit, heldOutMetrics, meanSquaredNormScale, selectRows, trainingSpaceStats, type EvalMetrics, type Vectors } from "./metrics";
-import { saeOptimizer, saeStep, type StepStats } from "./step";
+import { emptyWindow, evalMetrics, evaluationSplit, measureHeldOut, meanSquaredNormScale, selectRows, trainingSpaceStats, type EvalMetrics, type Vectors } from "./metrics";
+import { saeOptimizer, type StepStats } from "./step";
+import { chooseSaeEngine, createSaeStepper, deadFeatureMask, type SaeStepper } from "./onnx-step";
 import { setAside } from "./provenance";
 import { yieldSometimes } from "../util/yield";
 
@@ -90,6 +98,10 @@ export interface TrainOptions {
   readonly onSetAside?: (changes: readonly string[], movedTo: readonly string[]) => void;
   /** The vectors' identity (lib/sae/provenance vectorsIdentity), recorded in the SAE's meta and its checkpoints. */
   readonly trainedOn?: VectorsIdentity;
+  /** Who runs the steps (lib/sae/onnx-step `chooseSaeEngine`; default: `chooseSaeEngine("auto")`, as sae.engine's default). */
+  readonly engine?: Engine;
+  /** Told before the first step this call takes: the engine's description ("onnxruntime-node 1.30.0 (CPU, 2 threads)") and the step it starts from. */
+  readonly onSteps?: (engine: string, fromStep: number) => void;
 }
 
 /** Trains `model` on `vectors` as its recipe says (see the file's top); returns every evaluation. */
@@ -110,6 +122,7 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
   let step = 0;
   let best: { step: number; loss: number; weights: WeightSnapshot } | null = null;
   let stopped: StopReason | null = null;
+  let stepper: SaeStepper | null = null;
   try {
     if (options.checkpointDir !== undefined) {
       const resumed = await resumeCheckpoint(options.checkpointDir, model, adam, rowsSinceFired);
@@ -125,6 +138,9 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
         options.onResume?.(step, stopped !== null);
       }
     }
+    // Made after the resume, so its first step starts from the restored state.
+    stepper = createSaeStepper(model, adam, options.engine ?? chooseSaeEngine("auto"));
+    if (stopped === null && step < plan.maxSteps) options.onSteps?.(stepper.description, step);
     const perEpochBars = t.epochs !== null;
     let bar: ProgressBar | null = null;
     const label = options.desc ?? "Training sparse autoencoder";
@@ -153,16 +169,8 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
           const row = trainRows[order[start + r]];
           batch.set(vectors.data.subarray(row * vectors.cols, (row + 1) * vectors.cols), r * vectors.cols);
         }
-        const ramp = plan.warmupSteps > 0 ? Math.min(1, (adam.step + 1) / plan.warmupSteps) : 1;
-        const dead = deadFeatures(rowsSinceFired, deadAfter);
-        const x = tf.tensor2d(batch.subarray(0, rows * vectors.cols), [rows, vectors.cols]);
-        let stats: StepStats;
-        try {
-          stats = saeStep(model, adam, x, t.learningRate * ramp, t.l1 * ramp, dead);
-        } finally {
-          x.dispose();
-          if (dead !== null) dead.mask.dispose();
-        }
+        const ramp = plan.warmupSteps > 0 ? Math.min(1, (stepper.steps + 1) / plan.warmupSteps) : 1;
+        const stats = await stepper.step(batch, rows, t.learningRate * ramp, t.l1 * ramp, deadFeatureMask(rowsSinceFired, deadAfter));
         step++;
         if (!Number.isFinite(stats.loss)) throw new Error(`SAE training diverged at step ${step} (loss ${stats.loss}): lower sae.learningRate`);
         for (let j = 0; j < m; j++) {
@@ -187,7 +195,9 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
           bar = null;
         }
         if (step % plan.evalEvery === 0 || step === plan.maxSteps) {
-          const heldOut = evaluation === null ? null : heldOutMetrics(model, evaluation);
+          stepper.syncToModel(); // the decoder norms, the best weights and the checkpoint below read the TF.js model and optimiser
+          // measured on the engine that trains (on ONNX Runtime, a forward pass there is several times TF.js's speed)
+          const heldOut = evaluation === null ? null : await measureHeldOut(model, evaluation, stepper);
           const rowsSeen = epoch * trainRows.length + start + rows;
           const metrics = evalMetrics(model, { step, rowsSeen, trainingRows: trainRows.length }, window, variancePerRow, heldOut, (performance.now() - windowStarted) / 1000);
           history.push(metrics);
@@ -213,7 +223,9 @@ export async function trainSae(model: SaeModel, vectors: Vectors, options: Train
     } finally {
       bar?.close();
     }
+    stepper.syncToModel(); // a no-op: the last step was followed by an evaluation
   } finally {
+    await stepper?.close();
     adam.dispose();
   }
   if (best !== null && best.step !== step) restoreWeights(model, best.weights);
@@ -267,16 +279,4 @@ function prepareForData(model: SaeModel, v: Vectors, trainedOn: VectorsIdentity 
     model.params.biasDecoder.assign(values);
     values.dispose();
   }
-}
-
-function deadFeatures(rowsSinceFired: Float64Array, deadAfter: number): { mask: tf.Tensor1D; count: number } | null {
-  let count = 0;
-  const mask = new Float32Array(rowsSinceFired.length);
-  for (let j = 0; j < mask.length; j++) {
-    if (rowsSinceFired[j] >= deadAfter) {
-      mask[j] = 1;
-      count++;
-    }
-  }
-  return count === 0 ? null : { mask: tf.tensor1d(mask), count };
 }
