@@ -9,6 +9,9 @@ import { join } from "node:path";
 import { projectRoot } from "../lib/util/project";
 import { runDir } from "../lib/run/files";
 import { estimateLinesIn } from "../lib/model/estimate";
+import { applyOverrides, defaultConfig } from "../lib/run/config";
+import { resolveDataset } from "../lib/data/datasets";
+import { SYNTHETIC_MANIFEST_FILE } from "../lib/data/synthetic/faces";
 
 /** CelebA's images and people. */
 export const FULL_SIZE_FACES = 202_599;
@@ -102,10 +105,16 @@ export function finetuneEstimate(run: string): string[] {
   return estimateLinesIn(notebook.cells.flatMap((c) => c.outputs ?? []).map((o) => text(o.text ?? o.data?.["text/plain"])).join("\n"));
 }
 
+/** Whether the run's synthetic faces are complete in data/ already (then 01-download only checks them). */
+function facesGenerated(run: string, settings: readonly string[]): boolean {
+  return existsSync(join(resolveDataset(applyOverrides(defaultConfig(run), [...settings])).folder, SYNTHETIC_MANIFEST_FILE));
+}
+
 /** Every notebook of the series in order (stopping at a failure), and the report section. */
 export async function runFullSize(notebooks: readonly string[], run = FULL_SIZE_RUN, settings: readonly string[] = FULL_SIZE_SETTINGS): Promise<{ stages: StageMeasurement[]; section: string }> {
   const stages: StageMeasurement[] = [];
   let estimate: string[] = [];
+  const generatedBefore = facesGenerated(run, settings);
   for (const notebook of notebooks) {
     console.log(`full-size: ${notebook} …`);
     const m = await measureStage(notebook, run, settings);
@@ -114,7 +123,7 @@ export async function runFullSize(notebooks: readonly string[], run = FULL_SIZE_
     if (notebook.startsWith("02")) estimate = finetuneEstimate(run);
     if (!m.ok) break;
   }
-  return { stages, section: fullSizeSection(stages, settings, estimate) };
+  return { stages, section: fullSizeSection(stages, settings, estimate, generatedBefore) };
 }
 
 export const FULL_SIZE_BEGIN = "<!-- full-size: begin -->";
@@ -122,7 +131,10 @@ export const FULL_SIZE_END = "<!-- full-size: end -->";
 
 /** The report's section: one row per notebook, with the settings and the 8 GiB limit, and notebook 02's estimate of
  *  its own time and of the post's fine-tuning on this machine. */
-export function fullSizeSection(stages: readonly StageMeasurement[], settings: readonly string[] = FULL_SIZE_SETTINGS, estimate: readonly string[] = []): string {
+export function fullSizeSection(stages: readonly StageMeasurement[], settings: readonly string[] = FULL_SIZE_SETTINGS, estimate: readonly string[] = [], generatedBefore = false): string {
+  const faces = generatedBefore
+    ? "the faces had been generated into data/ before (01-download only checked them; generating is not in its row)"
+    : "generating the faces included in 01-download";
   const rows = stages.map((s) =>
     `| ${s.notebook} | ${s.ok ? "finished" : "**failed**"} | ${(s.seconds / 60).toFixed(1)} min | ${s.peakRssMib.toFixed(0)} MiB | ${s.peakRssMib <= RSS_LIMIT_MIB ? "yes" : "**no**"} | ${s.writtenMib.toFixed(0)} MiB |`,
   );
@@ -130,7 +142,7 @@ export function fullSizeSection(stages: readonly StageMeasurement[], settings: r
     FULL_SIZE_BEGIN,
     "## The whole series at full size",
     "",
-    `\`npm run bench -- --only full-size\` on ${new Date().toISOString().slice(0, 10)}: synthetic faces as many as CelebA's (${FULL_SIZE_FACES.toLocaleString("en")} of ${FULL_SIZE_PEOPLE.toLocaleString("en")} people), settings \`${settings.join(" ")}\`, each notebook in its own runner. Peak RSS is the largest of the notebook's processes (the kernel); written is what they wrote to disk (/proc/<pid>/io write_bytes), generating the faces included in 01-download.`,
+    `\`npm run bench -- --only full-size\` on ${new Date().toISOString().slice(0, 10)}: synthetic faces as many as CelebA's (${FULL_SIZE_FACES.toLocaleString("en")} of ${FULL_SIZE_PEOPLE.toLocaleString("en")} people), settings \`${settings.join(" ")}\`, each notebook in its own runner. Peak RSS is the largest of the notebook's processes (the kernel); written is what they wrote to disk (/proc/<pid>/io write_bytes); ${faces}.`,
     "",
     "| notebook | result | wall | peak RSS | within 8 GiB | written |",
     "| --- | --- | --- | --- | --- | --- |",
