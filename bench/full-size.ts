@@ -1,5 +1,5 @@
 // `npm run bench -- --only full-size`: the whole notebook series at the post's size — 202,599 faces, CelebA's count,
-// of synthetic faces (generated once into data/, about 1.7 GB), at 64 px with a small fine-tuning budget — one
+// of synthetic faces (generated once into data/, about 1.3 GB), at 64 px with a small fine-tuning budget — one
 // notebook at a time, each measured from outside: wall time, the peak resident memory of its processes (the kernel
 // does the work), and the bytes they wrote to disk (/proc/<pid>/io). Every stage must stay within 8 GiB.
 

@@ -189,7 +189,7 @@ async function celebaSizeFolder(folder: string, images: number): Promise<{ folde
   }
   return {
     folder: target,
-    note: `decode and fine-tuning rows: ${dataset.count} CelebA-size (178×218) JPEGs, the ${meta.width}×${meta.height} faces of ${folder} scaled ×2 by sharp (Lanczos-3, JPEG quality 90) into ${target}`,
+    note: `decode and fine-tuning rows: ${dataset.count} CelebA-size (178×218) JPEGs, the ${meta.width}×${meta.height} faces of <${basename(folder)}> scaled ×2 by sharp (Lanczos-3, JPEG quality 90) into ${target}`,
   };
 }
 
@@ -313,7 +313,8 @@ async function main(): Promise<void> {
   const report = [
     "# Benchmarks",
     "",
-    `Made by \`npm run bench -- ${process.argv.slice(2).join(" ")}\` on ${new Date().toISOString().slice(0, 10)}.`,
+    // The data folder by its name only: the report is committed, the machine's paths are not the project's.
+    `Made by \`npm run bench -- ${process.argv.slice(2).map((a, i, all) => (all[i - 1] === "--data" ? `<${basename(a)}>` : a)).join(" ")}\` on ${new Date().toISOString().slice(0, 10)}.`,
     "",
     `- Machine: ${machine}.`,
     `- TF.js: ${describeBackend(backend).split("\n")[0].replace("TF.js backend: ", "")}.`,
