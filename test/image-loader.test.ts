@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -429,6 +430,25 @@ describe("uint8 cache", () => {
     }
     await loader.close();
     expect((await readdir(dir)).filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+
+  it("removes what a killed writer left beside the cache, its key's temporary included, whether the cache is reused or rebuilt", async () => {
+    const cache = join(dir, "cache-k.npy");
+    const first = createImageLoader(files, { size: 8, mode: "post", batchSize: 5, cache });
+    await first.buildCache();
+    await first.close();
+    const dead = spawnSync("true").pid as number;
+    const left = [`${cache}.json.tmp-${dead}`, `${cache}.tmp-${dead}`];
+    for (const f of left) await writeFile(f, "a killed writer's");
+    const live = `${cache}.json.tmp-${process.pid}`; // a writer at work now
+    await writeFile(live, "{");
+    const again = createImageLoader(files, { size: 8, mode: "post", batchSize: 5, cache });
+    await again.buildCache();
+    expect(again.stats.cache).toBe("hit");
+    await again.close();
+    expect(left.filter((f) => existsSync(f))).toEqual([]);
+    expect(existsSync(live)).toBe(true);
+    await rm(live);
   });
 
   it("detects a stale cache (other files, size or mode) and rebuilds it", async () => {

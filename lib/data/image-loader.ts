@@ -210,6 +210,9 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
   };
 
   const initCache = async (path: string): Promise<void> => {
+    // What a killed writer left: the cache's temporary, or its key's (`<cache>.json.tmp-<pid>`, which a kill between
+    // the cache's rename and its key's leaves even beside a cache that is then rebuilt or reused).
+    removeDeadTemporaries(dirname(path), `${basename(path)}.`);
     const key = await cacheKeyFor(paths, size, mode);
     const reason = await staleReason(path, key);
     if (reason === null) {
@@ -222,7 +225,6 @@ export function createImageLoader(files: readonly string[] | { readonly paths: r
     stats.cache = "building";
     stats.cacheNote = reason;
     await mkdir(dirname(path), { recursive: true });
-    removeDeadTemporaries(dirname(path), `${basename(path)}.tmp-`);
     const temp = temporaryPathFor(path);
     const header = encodeNpyHeader("uint8", [count, size, size, 3]);
     const fh = await open(temp, "w+");
