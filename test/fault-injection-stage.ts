@@ -15,6 +15,7 @@ import { topImagesGrid } from "../lib/inspect/feature-cards";
 import { FEATURE_KINDS } from "../lib/inspect/kinds";
 import { BlindSession } from "../lib/blind-test/session";
 import { attributeBaseRates, autoRate } from "../lib/blind-test/auto-rater";
+import { removeDeadTemporariesBelow } from "../lib/util/temporaries";
 
 /** Notebook 04's work: every SAE of the run trained (or resumed) on its face vectors and saved. */
 async function trainSaes(config: RunConfig): Promise<void> {
@@ -67,6 +68,7 @@ if (run === undefined || work === undefined) {
   process.exit(2);
 }
 const config = loadRunConfig(run);
+removeDeadTemporariesBelow(runDir(run)); // as every notebook's first cell does (lib/run/notebook-setup startNotebook)
 await initBackend(config.backend);
 console.log("ready");
 const started = performance.now();

@@ -6,12 +6,12 @@ import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { describeBackend, initBackend, tf, type BackendReport } from "../kernels/backend";
 import { loadRunConfig, type RunConfig } from "./config";
-import { projectRoot } from "../util/project";
-import { requireFromProject } from "../util/project";
+import { displayPath, projectRoot, requireFromProject } from "../util/project";
+import { removeDeadTemporariesBelow } from "../util/temporaries";
 import { rewritesGradients } from "../kernels/fast-gradients";
 import { chooseEngine, describeEngine } from "../kernels/onnxruntime";
 import { jpegDecoder } from "../kernels/turbojpeg";
-import { runFiles } from "./files";
+import { runDir, runFiles } from "./files";
 
 export interface NotebookContext {
   readonly config: RunConfig;
@@ -87,6 +87,7 @@ export function describeEngines(config: RunConfig, backend: BackendReport): stri
  */
 export async function startNotebook(notebook: string): Promise<NotebookContext> {
   const config = loadRunConfig();
+  const leftovers = removeDeadTemporariesBelow(runDir(config.run));
   const backend = await initBackend(config.backend);
   const v = versions();
   const width = Math.max(...Object.keys(v).map((k) => k.length));
@@ -95,6 +96,7 @@ export async function startNotebook(notebook: string): Promise<NotebookContext> 
     ...Object.entries(v).map(([k, x]) => `${k.padEnd(width)}  ${x}`),
     describeBackend(backend),
     describeEngines(config, backend),
+    ...(leftovers.length === 0 ? [] : [`Removed ${leftovers.length} unfinished file(s) a killed process left in ${displayPath(runDir(config.run))}: ${leftovers.join(", ")}`]),
   ];
   console.log(lines.join("\n"));
   return { config, backend, versions: v };

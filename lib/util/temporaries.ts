@@ -38,6 +38,27 @@ export function removeDeadTemporaries(folder: string, prefix = ""): string[] {
 }
 
 /**
+ * Removes the temporaries of dead writers anywhere below `folder` (a run folder: small), for the files no stage
+ * cleans on its own because it does not write them again (a finished artifact reused, a record, a grid). Returns
+ * their paths relative to `folder`.
+ */
+export function removeDeadTemporariesBelow(folder: string): string[] {
+  if (!existsSync(folder)) return [];
+  const removed: string[] = [];
+  const walk = (dir: string, prefix: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const match = TEMPORARY.exec(entry.name);
+      if (match !== null && !processAlive(Number(match[1]))) {
+        rmSync(join(dir, entry.name), { recursive: true, force: true });
+        removed.push(prefix + entry.name);
+      } else if (entry.isDirectory()) walk(join(dir, entry.name), `${prefix}${entry.name}/`);
+    }
+  };
+  walk(folder, "");
+  return removed;
+}
+
+/**
  * Removes a folder (or file) so that a kill in the middle leaves it whole or gone, never half deleted: it is renamed
  * to a temporary of this process first (a name of its own, not one this process is writing; one rename, atomic),
  * which is then deleted; a kill during the deletion leaves only that temporary, which the next start's
