@@ -3,9 +3,9 @@
 // (a fine-tuning checkpoint is 55 MB, an image cache gigabytes). The next start removes those whose process is no
 // longer alive; a temporary of a live process (another notebook writing now) is left alone.
 
-import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { temporaryPathFor } from "./atomic-write";
 
 const TEMPORARY = /\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
 
@@ -43,18 +43,11 @@ export function removeDeadTemporaries(folder: string, prefix = ""): string[] {
  * their paths relative to `folder`.
  */
 export function removeDeadTemporariesBelow(folder: string): string[] {
-  if (!existsSync(folder)) return [];
-  const removed: string[] = [];
-  const walk = (dir: string, prefix: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const match = TEMPORARY.exec(entry.name);
-      if (match !== null && !processAlive(Number(match[1]))) {
-        rmSync(join(dir, entry.name), { recursive: true, force: true });
-        removed.push(prefix + entry.name);
-      } else if (entry.isDirectory()) walk(join(dir, entry.name), `${prefix}${entry.name}/`);
-    }
-  };
-  walk(folder, "");
+  const removed = removeDeadTemporaries(folder);
+  if (!existsSync(folder)) return removed;
+  for (const entry of readdirSync(folder, { withFileTypes: true })) {
+    if (entry.isDirectory()) removed.push(...removeDeadTemporariesBelow(join(folder, entry.name)).map((name) => `${entry.name}/${name}`));
+  }
   return removed;
 }
 
@@ -66,7 +59,7 @@ export function removeDeadTemporariesBelow(folder: string): string[] {
  */
 export function removeWhole(path: string): void {
   if (!existsSync(path)) return;
-  const doomed = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const doomed = temporaryPathFor(path);
   renameSync(path, doomed);
   rmSync(doomed, { recursive: true, force: true });
 }
